@@ -1,0 +1,116 @@
+"""The embedded graph store against expansions computed by hand."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kgqa.errors import GraphError
+from kgqa.graph.embedded import EmbeddedGraph
+from kgqa.types import Step, Triple, parse_path
+
+
+@pytest.fixture
+def graph(tiny_kb) -> EmbeddedGraph:
+    return EmbeddedGraph.from_file(tiny_kb)
+
+
+def test_duplicates_collapse_and_counts(graph):
+    stats = graph.stats()
+    assert stats["triples"] == 13  # 14 lines, one duplicate
+    assert stats["entities"] == 14
+    assert stats["relations"] == 4
+    assert stats["triples_per_relation"]["starred_actors"] == 4
+
+
+def test_find_entities_ignores_case(graph):
+    assert graph.find_entities("kismet") == ["Kismet"]
+    assert graph.find_entities("KISMET") == ["Kismet"]
+    assert graph.find_entities("Casablanca") == []
+
+
+def test_neighbours_both_directions(graph):
+    assert sorted(graph.neighbours("Kismet", Step("starred_actors"))) == ["Marlene Dietrich", "Ronald Colman"]
+    assert sorted(graph.neighbours("Marlene Dietrich", Step("starred_actors", True))) == ["Dishonored", "Kismet"]
+
+
+def test_one_hop_with_evidence(graph):
+    expansion = graph.expand("Kismet", parse_path("directed_by"))
+    assert expansion.answers == ["William Dieterle"]
+    assert expansion.evidence["William Dieterle"] == [Triple("Kismet", "directed_by", "William Dieterle")]
+
+
+def test_two_hops_backwards_then_forwards(graph):
+    # films Marlene Dietrich starred in, then their release years
+    expansion = graph.expand("Marlene Dietrich", parse_path("starred_actors_inv|release_year"))
+    assert sorted(expansion.answers) == ["1931", "1944"]
+    assert expansion.evidence["1931"] == [Triple("Dishonored", "starred_actors", "Marlene Dietrich"),
+                                          Triple("Dishonored", "release_year", "1931")]
+
+
+def test_topic_is_never_its_own_answer(graph):
+    # films sharing an actor with Kismet: Kismet itself is excluded
+    expansion = graph.expand("Kismet", parse_path("starred_actors|starred_actors_inv"))
+    assert sorted(expansion.answers) == ["Dishonored", "Random Harvest"]
+
+
+def test_three_hops(graph):
+    # Kismet -> its director -> his films -> their languages (Kismet's own language reached too)
+    expansion = graph.expand("Kismet", parse_path("directed_by|directed_by_inv|in_language"))
+    assert sorted(expansion.answers) == ["English", "French"]
+    chain = expansion.evidence["French"]
+    assert chain[-1] == Triple("The Life of Emile Zola", "in_language", "French")
+    assert len(chain) == 3
+
+
+def test_expand_many_matches_one_at_a_time(graph):
+    topics = ["Kismet", "Dishonored", "Random Harvest", "Kismet"]
+    path = parse_path("starred_actors|starred_actors_inv|release_year")
+    many = graph.expand_many(topics, path)
+    assert [sorted(e.answers) for e in many] == [sorted(graph.expand(t, path).answers) for t in topics]
+    assert sorted(many[2].answers) == ["1942", "1944"]  # via Ronald Colman back to itself, then Kismet
+
+
+def test_unknown_relation_and_entity_are_clear_errors(graph):
+    with pytest.raises(GraphError, match="unknown relation 'born_in'"):
+        graph.expand("Kismet", parse_path("born_in"))
+    with pytest.raises(GraphError, match="no entity named 'Casablanca'"):
+        graph.expand("Casablanca", parse_path("directed_by"))
+
+
+def test_reachable_paths_and_follows(graph):
+    paths = {"|".join(str(s) for s in p) for p in graph.reachable_paths("William Dieterle", 2)}
+    assert "directed_by_inv" in paths
+    assert "directed_by_inv|in_language" in paths
+    assert "starred_actors" not in paths  # a director starred in nothing here
+    follows = graph.follows()
+    assert Step("release_year") in follows[Step("directed_by", True)]
+    assert follows[Step("release_year")] == [Step("release_year", True)]
+
+
+def test_cache_round_trip_is_fast_and_equal(tiny_kb, tmp_path):
+    built = EmbeddedGraph.from_file(tiny_kb, cache_dir=tmp_path)
+    assert list((tmp_path / "graphs").glob("*.npz"))
+    started = time.perf_counter()
+    loaded = EmbeddedGraph.from_file(tiny_kb, cache_dir=tmp_path)
+    assert time.perf_counter() - started < 1.0
+    assert loaded.names == built.names
+    assert loaded.stats()["triples"] == built.stats()["triples"]
+
+
+def test_cache_rebuilds_when_file_changes(tiny_kb, tmp_path):
+    copy = tmp_path / "kb.txt"
+    copy.write_text(tiny_kb.read_text())
+    EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c")
+    copy.write_text(tiny_kb.read_text() + "Casablanca|directed_by|Michael Curtiz\n")
+    assert EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c").find_entities("casablanca") == ["Casablanca"]
+
+
+def test_metaqa_examples(metaqa_graph):
+    assert metaqa_graph.stats()["triples"] == 133582
+    assert metaqa_graph.stats()["entities"] == 43234
+    assert metaqa_graph.expand("Kismet", parse_path("directed_by")).answers == ["William Dieterle"]
+    # a 3-hop MetaQA test question: languages of films sharing a director with Catch Me If You Can
+    answers = metaqa_graph.expand("Catch Me If You Can", parse_path("directed_by|directed_by_inv|in_language")).answers
+    assert sorted(answers) == ["German", "Japanese", "Mende", "Polish"]
