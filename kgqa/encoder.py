@@ -35,7 +35,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0, dtype=x.dtype)))
+    return 0.5 * x * (1.0 + _erf(x * np.float32(0.5 ** 0.5)))
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -97,7 +97,7 @@ class BertEncoder:
                 return t.reshape(batch, length, self.heads_n, head_dim).transpose(0, 2, 1, 3)
 
             q, k, v = (split(dense(x, f"attention.self.{n}")) for n in ("query", "key", "value"))
-            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head_dim) + bias
+            scores = q @ k.transpose(0, 1, 3, 2) * np.float32(head_dim ** -0.5) + bias
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, hidden)
@@ -107,6 +107,7 @@ class BertEncoder:
             inner = _gelu(dense(x, "intermediate.dense"))
             x = _layer_norm(x + dense(inner, "output.dense"),
                             w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
+        assert x.dtype == np.float32, "fp32 end to end: a float64 scalar would double the cost"
         return x
 
     def encode(self, texts: list[str], pairs: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list]:

@@ -187,23 +187,19 @@ class EmbeddedGraph(GraphStore):
         topic_ids = np.array([self._id(t) for t in topics], np.int64)
         hops = self.expand_ids(topic_ids, path)
         final, _ = hops[-1]
-        keep = final[:, 1] != topic_ids[final[:, 0]]
+        rows = np.flatnonzero(final[:, 1] != topic_ids[final[:, 0]])
         expansions = [Expansion(self.names[t], path) for t in topic_ids]
-        for row in np.flatnonzero(keep):
-            topic_pos = int(final[row, 0])
-            answer = self.names[final[row, 1]]
-            expansions[topic_pos].evidence[answer] = self._chain(hops, path, int(row))
-        return expansions
-
-    def _chain(self, hops: list[tuple[np.ndarray, np.ndarray]], path: Path, row: int) -> list[Triple]:
-        chain = []
+        # walk the parent links back for all answers at once: nodes[h][k] = entity at hop h of answer k
+        nodes = [final[rows, 1]]
+        back = rows
         for h in range(len(path), 0, -1):
-            pairs, parent = hops[h]
-            prev_pairs, _ = hops[h - 1]
-            target, source = self.names[pairs[row, 1]], self.names[prev_pairs[parent[row], 1]]
-            chain.append(step_triple(path[h - 1], source, target))
-            row = int(parent[row])
-        return chain[::-1]
+            back = hops[h][1][back]
+            nodes.append(hops[h - 1][0][back, 1])
+        names = [[self.names[i] for i in column.tolist()] for column in reversed(nodes)]
+        for k, topic_pos in enumerate(final[rows, 0].tolist()):
+            chain = [step_triple(step, names[h][k], names[h + 1][k]) for h, step in enumerate(path)]
+            expansions[topic_pos].evidence[names[-1][k]] = chain
+        return expansions
 
     def relations(self) -> list[str]:
         return list(self._relations)
