@@ -11,11 +11,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from kgqa.config import Settings, load_settings
-from kgqa.errors import InputError, KgqaError
+from kgqa.errors import InputError, KgqaError, LLMError
 from kgqa.types import Result
 
 app = typer.Typer(help="Question answering over knowledge graphs, with the evidence behind every answer.",
@@ -33,6 +34,7 @@ err = Console(stderr=True)
 GraphOpt = Annotated[Optional[str], typer.Option("--graph", "-g", help="'metaqa' (bundled), a triples file, or neo4j://host:port.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML config file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="none, embedded (SmolLM2-135M in-process), a .gguf file, or an OpenAI-compatible URL (vLLM: http://host:8000/v1).")]
 
 
 def settings_from(config: Path | None, **overrides: object) -> Settings:
@@ -53,16 +55,22 @@ def progress_bar() -> Progress:
 # ---- rendering ---------------------------------------------------------------------------------
 
 
-def render_result(result: Result, explain: bool) -> None:
-    console.print(f"[bold]{result.reply}[/bold]")
+def render_result(result: Result, explain: bool, show_reply: bool = True) -> None:
+    if show_reply:
+        console.print(f"[bold]{result.reply}[/bold]")
     if not explain:
         return
     console.print(f"entity: [cyan]{result.entity}[/cyan]  (mention: {result.mention!r})")
     console.print(f"path:   [green]{result.path}[/green]")
     if result.path_candidates:
-        paths = Table("path", "verbalised", "score", title="candidate paths")
+        reranked = "rerank" in result.path_candidates[0]
+        columns = ("topic", "path", "verbalised", "retriever", "reranker") if reranked else ("path", "verbalised", "score")
+        paths = Table(*columns, title="candidate answer groups, reranked" if reranked else "candidate paths")
         for c in result.path_candidates:
-            paths.add_row(c["path"], c["text"], f"{c['score']:.3f}")
+            mark = " [magenta](LLM's choice)[/magenta]" if c.get("llm_choice") else ""
+            mark += f" [yellow](LLM: {escape(c['llm_fallback'])})[/yellow]" if c.get("llm_fallback") else ""
+            row = [c["path"], c["text"] + mark, f"{c['score']:.3f}"]
+            paths.add_row(*([c["topic"], *row, f"{c['rerank']:.3f}"] if reranked else row))
         console.print(paths)
     if result.answers:
         evidence = Table("answer", "score", "evidence", title="answers and evidence")
@@ -71,6 +79,9 @@ def render_result(result: Result, explain: bool) -> None:
         if len(result.answers) > 25:
             evidence.add_row(f"… {len(result.answers) - 25} more", "", "")
         console.print(evidence)
+    if result.llm_calls:
+        console.print(f"LLM: {result.llm_calls} call(s), {result.prompt_tokens} prompt and "
+                      f"{result.completion_tokens} completion tokens")
     console.print("timings (ms): " + ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in result.timings.items()))
 
 
@@ -80,11 +91,11 @@ def render_result(result: Result, explain: bool) -> None:
 @app.command()
 def ask(question: Annotated[str, typer.Argument(help="The question, in plain words.")],
         explain: Annotated[bool, typer.Option("--explain", "-e", help="Show entity, path, evidence and timings.")] = False,
-        json_out: JsonOpt = False, graph: GraphOpt = None, config: ConfigOpt = None) -> None:
+        json_out: JsonOpt = False, graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
     """Answer one question."""
     if not question.strip():
         raise InputError("the question is empty")
-    agent = build_agent(settings_from(config, graph=graph))
+    agent = build_agent(settings_from(config, graph=graph, llm=llm))
     result = agent.answer(question)
     if json_out:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
@@ -94,9 +105,10 @@ def ask(question: Annotated[str, typer.Argument(help="The question, in plain wor
 
 @app.command()
 def chat(explain: Annotated[bool, typer.Option("--explain", "-e", help="Show the evidence of each answer.")] = False,
-         graph: GraphOpt = None, config: ConfigOpt = None) -> None:
+         reply: Annotated[bool, typer.Option("--reply/--no-reply", help="With --llm: the LLM words the reply from the graph's answers (streamed); else the template reply.")] = True,
+         graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
     """Ask questions in a loop. Empty line: nothing happens; Ctrl-D or 'exit': quit; Ctrl-C: quit."""
-    agent = build_agent(settings_from(config, graph=graph))
+    agent = build_agent(settings_from(config, graph=graph, llm=llm))
     console.print("kgqa chat — ask about the graph; Ctrl-D or 'exit' quits.")
     while True:
         try:
@@ -109,7 +121,17 @@ def chat(explain: Annotated[bool, typer.Option("--explain", "-e", help="Show the
             continue
         if question.lower() in {"exit", "quit", ":q"}:
             return
-        render_result(agent.answer(question), explain)
+        try:
+            result = agent.answer(question)
+            if reply and agent.replier is not None and result.answers:
+                for delta in agent.stream_reply(result):
+                    console.print(delta, end="", style="bold", markup=False, highlight=False, soft_wrap=True)
+                console.print()
+                render_result(result, explain, show_reply=False)
+            else:
+                render_result(result, explain)
+        except LLMError as exc:
+            err.print(f"[red]error:[/red] {exc}")
 
 
 @app.command()
@@ -117,14 +139,14 @@ def batch(input_file: Annotated[Path, typer.Argument(help="Questions: .txt (one 
           output: Annotated[Path, typer.Option("--output", "-o", help="JSONL output, one record per input line.")],
           resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run, skipping ids already written.")] = False,
           overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
-          graph: GraphOpt = None, config: ConfigOpt = None) -> None:
+          graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
     """Answer a file of questions into JSONL; bad lines are reported and skipped."""
     from kgqa.batch import count_lines, run_batch
 
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other")
     total = count_lines(input_file)
-    settings = settings_from(config, graph=graph)
+    settings = settings_from(config, graph=graph, llm=llm)
     agent = build_agent(settings)
     started = time.perf_counter()
     with progress_bar() as progress:
@@ -146,7 +168,8 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
              gold_entities: Annotated[bool, typer.Option("--gold-entities", help="Give the agent the gold topic entity.")] = False,
              out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default eval/runs/<time>).")] = None,
              data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
-             graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+             graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False,
+             llm: LlmOpt = None) -> None:
     """Run a benchmark: Hits@1, F1, stage accuracies, latency and throughput per hop."""
     from kgqa.evaluate import Benchmark, environment, evaluate_hop, measure_latency, write_report
 
@@ -158,7 +181,7 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
     unknown = sorted(set(hop_list) - set(bench.hops))
     if unknown:
         raise InputError(f"benchmark {bench.name} has no hop {unknown[0]}; it has {bench.hops}")
-    settings = settings_from(config, graph=graph)
+    settings = settings_from(config, graph=graph, llm=llm)
     per_hop = {h: bench.examples(h, split, limit) for h in hop_list}
     agent = build_agent(settings)
     report: dict = {"benchmark": bench.name, "split": split, "gold_entities": gold_entities, "limit": limit,
@@ -185,19 +208,35 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
                       f"{m['topic_accuracy']:.2f}", f"{m['path_accuracy']:.2f}", f"{m['throughput_qps']:.1f}",
                       f"{m['latency_p50_ms']:.1f}", f"{m['latency_p95_ms']:.1f}")
     console.print(table)
+    for hop, m in report["hops"].items():
+        per_q = m.get("per_question_mean", {})
+        if per_q.get("llm_calls"):
+            console.print(f"hop {hop}, LLM per question: {per_q['llm_calls']:.2f} calls, {per_q['prompt_tokens']:.1f} "
+                          f"prompt and {per_q['completion_tokens']:.1f} completion tokens, "
+                          f"{m['stage_ms_mean'].get('llm_ms', 0.0):.1f} ms")
     console.print(f"report: {json_file}  summary: {md_file}")
 
 
 @kg_app.command("load")
 def kg_load(file: Annotated[Path, typer.Argument(help="Triples: subject|relation|object, TSV, or N-Triples (.nt); .gz is fine.")],
             fmt: Annotated[Optional[str], typer.Option("--format", help="pipe, tsv or ntriples (default: from the name).")] = None,
+            graph: Annotated[Optional[str], typer.Option("--graph", "-g", help="A neo4j:// or bolt:// URI to load into (default: index the file for the embedded store).")] = None,
             config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
-    """Check and index a triples file so that `--graph FILE` answers over it."""
+    """Check and index a triples file so that `--graph FILE` answers over it, or load it into Neo4j with --graph URI.
+
+    FILE may be 'metaqa' for the bundled movie graph."""
+    from kgqa.config import BUNDLED_GRAPH
+    from kgqa.graph import NEO4J_SCHEMES, bundled_graph_file
     from kgqa.graph.embedded import EmbeddedGraph
 
-    settings = settings_from(config)
+    settings = settings_from(config, graph=graph)
+    if str(file) == BUNDLED_GRAPH and not file.exists():
+        file, fmt = bundled_graph_file(), "pipe"
     if not file.exists():
         raise InputError(f"{file}: no such file")
+    if graph and graph.startswith(NEO4J_SCHEMES):
+        load_into_neo4j(settings, file, fmt, json_out)
+        return
     started = time.perf_counter()
     with err.status(f"loading {file} …"):
         graph = EmbeddedGraph.from_file(file, fmt, cache_dir=settings.cache_dir)
@@ -207,6 +246,33 @@ def kg_load(file: Annotated[Path, typer.Argument(help="Triples: subject|relation
         return
     print_stats(stats)
     console.print(f"Ask with: kgqa ask --graph {shlex.quote(str(file))} \"...\"  (or set KGQA_GRAPH)")
+
+
+def load_into_neo4j(settings: Settings, file: Path, fmt: str | None, json_out: bool) -> None:
+    """`kg load FILE --graph bolt://...`: batched MERGE into Neo4j with a progress bar."""
+    from kgqa.graph.neo4j_load import load_file
+    from kgqa.graph.neo4j_store import Neo4jGraph
+
+    with progress_bar() as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(f"loading {phase}", total=total)
+            progress.update(tasks[phase], completed=done)
+
+        summary = load_file(settings, file, fmt, on_progress=on_progress)
+    store = Neo4jGraph.connect(settings)
+    stats = store.stats() | {"load_seconds": round(summary.seconds, 3), "entities_created": summary.entities_created,
+                             "triples_created": summary.triples_created}
+    store.close()
+    if json_out:
+        print(json.dumps(stats, indent=2))
+        return
+    print_stats(stats)
+    err.print(f"loaded {summary.triples:,} triples from {file} in {summary.seconds:.1f} s "
+              f"({summary.triples_created:,} new, {summary.entities_created:,} new entities)")
+    console.print(f"Ask with: kgqa ask --graph {settings.graph} \"...\"  (password from KGQA_NEO4J_PASSWORD)")
 
 
 @kg_app.command("stats")
@@ -232,12 +298,227 @@ def print_stats(stats: dict) -> None:
     console.print(table)
 
 
+# ---- retrieval: indexes and the trained path retriever ------------------------------------------
+
+
+@index_app.command("build")
+def index_build(only: Annotated[Optional[list[str]], typer.Option("--only", help="Build only these: paths, examples, entities (repeatable).")] = None,
+                examples: Annotated[str, typer.Option(help="Few-shot pool: a benchmark (its dev training slice) or a JSONL file with question, topic, path.")] = "metaqa",
+                pool_size: Annotated[int, typer.Option(help="Examples in the pool, spread evenly over gold paths.")] = 3000,
+                graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Build the FAISS indexes (relation paths, few-shot examples, entity names) under the cache folder.
+
+    An index is rebuilt only when what it indexes or the embedding model changed; otherwise it is loaded.
+    """
+    from kgqa.graph import open_graph
+    from kgqa.retrieval.retrievers import INDEX_KINDS, build_indexes
+
+    kinds = only or list(INDEX_KINDS)
+    unknown = sorted(set(kinds) - set(INDEX_KINDS))
+    if unknown:
+        raise InputError(f"--only {unknown[0]}: expected one of {', '.join(INDEX_KINDS)}")
+    settings = settings_from(config, graph=graph)
+    pool = load_example_pool(examples, pool_size) if "examples" in kinds else None
+    store = open_graph(settings)
+    with progress_bar() as progress:
+        reports = build_indexes(settings, store, kinds, pool,
+                                on_start=lambda kind, total: (lambda n, t=progress.add_task(f"embedding {kind}", total=total):
+                                                              progress.advance(t, n)))
+    store.close()
+    if json_out:
+        print(json.dumps([r.__dict__ for r in reports], indent=2))
+        return
+    table = Table("index", "rows", "state", "seconds", "folder", title="retrieval indexes")
+    for r in reports:
+        table.add_row(r.kind, f"{r.rows:,}", "built" if r.built else "up to date (loaded)", f"{r.seconds:.1f}", r.folder)
+    console.print(table)
+
+
+def load_example_pool(source: str, size: int):
+    """Few-shot examples: a JSONL file, or a benchmark's dev split without its held-out slice."""
+    from kgqa.retrieval.data import load_benchmark_examples, split_dev, stratified_sample
+    from kgqa.retrieval.retrievers import read_example_file
+
+    file = Path(source)
+    if file.suffix == ".jsonl":
+        if not file.exists():
+            raise InputError(f"example pool {file} does not exist")
+        return stratified_sample(read_example_file(file), size)
+    train, _ = split_dev(load_benchmark_examples(source, "dev"))
+    return stratified_sample(train, size)
+
+
+@train_app.command("retriever")
+def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark whose dev split is the training data (a slice is held out).")] = "metaqa",
+                        data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
+                        max_pairs: Annotated[int, typer.Option(help="Training triplets, spread over gold paths.")] = 2400,
+                        batch_size: Annotated[int, typer.Option(help="Triplets per step (in-batch negatives).")] = 32,
+                        epochs: Annotated[int, typer.Option(help="Passes over the triplets.")] = 1,
+                        learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 5e-5,
+                        hold_out_path: Annotated[Optional[list[str]], typer.Option(help="A gold path to keep out of training (repeatable), e.g. in_language.")] = None,
+                        max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
+                        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/retriever, which the agent uses).")] = None,
+                        seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Fine-tune the path retriever: masked question -> the verbalised path that answers it (contrastive, hard negatives)."""
+    from kgqa.graph import open_graph
+    from kgqa.retrieval.data import HELD_OUT_PERCENT, load_benchmark_examples, split_dev
+    from kgqa.retrieval.model import retriever_dir
+    from kgqa.retrieval.train import TrainOptions, train_retriever
+
+    settings = settings_from(config, graph=graph)
+    train, held = split_dev(load_benchmark_examples(benchmark, "dev", str(data) if data else None))
+    options = TrainOptions(max_pairs=max_pairs, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+                           seed=seed, hold_out_paths=tuple(hold_out_path or ()), max_hops=settings.max_hops,
+                           time_limit_s=max_minutes * 60 if max_minutes else None,
+                           extra={"benchmark": benchmark, "command": "kgqa " + shlex.join(sys.argv[1:]),
+                                  "trained_on": f"{benchmark} dev without its held-out slice ({HELD_OUT_PERCENT}% "
+                                                f"of questions, chosen by a hash of the question)"})
+    target = out or retriever_dir(settings)
+    store = open_graph(settings)
+    with progress_bar() as progress:
+        task = progress.add_task("training", total=None)
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(task, completed=step, total=total, description=f"training (loss {loss:.3f})")
+
+        meta = train_retriever(store, train, held, target, options, on_step=on_step,
+                               on_stage=lambda text: progress.console.print(text))
+    store.close()
+    if json_out:
+        print(json.dumps(meta, indent=2))
+        return
+    chosen = meta["selection_recall"][str(meta["hop_penalty"])]
+    table = Table("hop", "questions", "recall@1", "recall@5", title=f"held-out dev, hop penalty {meta['hop_penalty']}")
+    for hop, row in chosen.items():
+        table.add_row(hop, str(row["questions"]), f"{row['recall@1']:.2f}", f"{row['recall@5']:.2f}")
+    console.print(table)
+    if meta.get("held_out_path_recall"):
+        row = meta["held_out_path_recall"]["all"]
+        console.print(f"paths kept out of training: recall@1 {row['recall@1']:.2f}, recall@5 {row['recall@5']:.2f} "
+                      f"({row['questions']} questions)")
+    console.print(f"{meta['triplets']} triplets, {meta['steps']} steps, {meta['train_seconds']:.0f} s training, "
+                  f"{meta['total_seconds']:.0f} s in all → {target}")
+
+
+@train_app.command("linker")
+def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file", "-f", help="Training questions, TSV whose mentions are in square brackets (repeatable). Default: the benchmark's dev files and its ntm_dev paraphrases.")] = None,
+                     benchmark: Annotated[str, typer.Option(help="Benchmark whose dev split is the default training data.")] = "metaqa",
+                     data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
+                     max_questions: Annotated[int, typer.Option(help="Training questions sampled (0: all).")] = 12000,
+                     layers: Annotated[int, typer.Option(help="BERT layers kept (fewer: faster tagging).")] = 3,
+                     max_length: Annotated[int, typer.Option(help="Word pieces per question.")] = 48,
+                     batch_size: Annotated[int, typer.Option(help="Questions per step.")] = 32,
+                     epochs: Annotated[float, typer.Option(help="Passes over the sampled questions.")] = 1.0,
+                     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
+                     max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
+                     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/linker, which the agent uses).")] = None,
+                     seed: int = 13, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Fine-tune the BERT mention tagger of the entity linker (BIO tags; mentions marked in square brackets)."""
+    from kgqa.encoder import default_model_path
+    from kgqa.evaluate import Benchmark
+    from kgqa.linking import linker_dir
+    from kgqa.linking.linker import train_linker
+    from kgqa.linking.tagger import TrainConfig
+
+    settings = settings_from(config)
+    if not file:
+        bench = Benchmark.load(benchmark, str(data) if data else None)
+        file = [bench.data_dir / bench.splits["dev"].format(hop=h) for h in bench.hops]
+        file += sorted(bench.data_dir.glob("*/ntm_dev.tsv"))
+    target = out or linker_dir(settings)
+    options = TrainConfig(str(default_model_path()), layers=layers, max_length=max_length, batch_size=batch_size,
+                          learning_rate=learning_rate, epochs=epochs, seed=seed,
+                          time_limit_s=max_minutes * 60 if max_minutes else None)
+    with progress_bar() as progress:
+        task = progress.add_task("training the mention tagger", total=None)
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(task, completed=step, total=total, description=f"training the mention tagger (loss {loss:.3f})")
+
+        meta = train_linker(target, file, options, max_questions=max_questions or None, on_progress=on_step)
+    meta["command"] = "kgqa " + shlex.join(sys.argv[1:])
+    (target / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if json_out:
+        print(json.dumps(meta, indent=2))
+        return
+    for name in ("validation", "validation_lower_typo"):
+        if name in meta:
+            v = meta[name]
+            console.print(f"{name.replace('_', ' ')}: exact spans {v['exact_spans']:.3f}, mention F1 {v['f1']:.3f}")
+    console.print(f"{meta['train_questions']} questions, {meta['steps']} steps, {meta['train_seconds']:.0f} s → {target}")
+
+
+@train_app.command("reranker")
+def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark whose dev split is the training data (a slice is held out for the fusion layer).")] = "metaqa",
+                       data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
+                       train_questions: Annotated[int, typer.Option(help="Training questions for the cross-encoder, spread over gold paths.")] = 1200,
+                       negatives: Annotated[int, typer.Option(help="Negative paths per training question.")] = 5,
+                       layers: Annotated[int, typer.Option(help="BERT layers kept (fewer: faster scoring).")] = 3,
+                       epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = 1,
+                       learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 8e-5,
+                       fusion_questions: Annotated[int, typer.Option(help="Held-out dev questions for fitting the fusion layer.")] = 900,
+                       max_minutes: Annotated[Optional[float], typer.Option(help="Stop the cross-encoder's training after this many minutes.")] = None,
+                       out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/reranker, which the agent uses).")] = None,
+                       seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None,
+                       json_out: JsonOpt = False) -> None:
+    """Train the reranker: a cross-encoder (masked question x path text) fused with the linker, retriever and LLM signals.
+
+    Never reads the test split. With --llm, the LLM's path choice is one of the fused signals."""
+    from kgqa.graph import open_graph
+    from kgqa.rerank import reranker_dir
+    from kgqa.rerank.train import RerankOptions, train_reranker
+    from kgqa.retrieval.data import HELD_OUT_PERCENT, load_benchmark_examples, split_dev
+
+    settings = settings_from(config, graph=graph, llm=llm)
+    train, held = split_dev(load_benchmark_examples(benchmark, "dev", str(data) if data else None))
+    options = RerankOptions(train_questions=train_questions, negatives=negatives, layers=layers, epochs=epochs,
+                            learning_rate=learning_rate, fusion_questions=fusion_questions, seed=seed,
+                            top_topics=settings.rerank_topics, top_paths=settings.top_paths,
+                            time_limit_s=max_minutes * 60 if max_minutes else None,
+                            extra={"benchmark": benchmark, "command": "kgqa " + shlex.join(sys.argv[1:]),
+                                   "trained_on": f"{benchmark} dev without its held-out slice; fusion on the held-out "
+                                                 f"slice ({HELD_OUT_PERCENT}% of questions, chosen by a hash of the question)"})
+    target = out or reranker_dir(settings)
+    store = open_graph(settings)
+    with progress_bar() as progress:
+        task = progress.add_task("training the cross-encoder", total=None)
+        scoring: dict = {}
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(task, completed=step, total=total, description=f"training the cross-encoder (loss {loss:.3f})")
+
+        def on_progress(done: int, total: int) -> None:
+            if "task" not in scoring:
+                scoring["task"] = progress.add_task("held-out candidates", total=total)
+            progress.update(scoring["task"], completed=done)
+
+        meta = train_reranker(settings, store, train, held, target, options, on_step=on_step,
+                              on_stage=lambda text: progress.console.print(text), on_progress=on_progress)
+    store.close()
+    if json_out:
+        print(json.dumps(meta, indent=2))
+        return
+    held_out = meta["held_out"]
+    table = Table("hop", "questions", "retrieval Hits@1", "retrieval F1", "reranked Hits@1", "reranked F1",
+                  title=f"held-out dev (answer set: {held_out['mode']}; fusion fitted on these questions)")
+    for hop, row in held_out["per_hop"].items():
+        before, after = row["retrieval_only"], row["reranked (in-sample)"]
+        table.add_row(hop, str(row["questions"]), f"{before['hits@1']:.2f}", f"{before['f1']:.2f}",
+                      f"{after['hits@1']:.2f}", f"{after['f1']:.2f}")
+    console.print(table)
+    cv = held_out["fused_group"]
+    console.print(f"2-fold cross-validated on held-out dev: Hits@1 {cv['hits@1']:.2f}, F1 {cv['f1']:.2f} "
+                  f"(retrieval only {held_out['retrieval_only']['hits@1']:.2f} / {held_out['retrieval_only']['f1']:.2f})")
+    console.print(f"{meta['train_lists']} training lists, {meta['training']['steps']} steps, "
+                  f"{meta['training']['train_seconds']:.0f} s training, {meta['total_seconds']:.0f} s in all → {target}")
+
+
 def main() -> None:
     """Entry point: library errors become one red line and exit code 1."""
     try:
         app()
     except KgqaError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line, however narrow the terminal
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

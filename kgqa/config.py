@@ -31,15 +31,33 @@ class Settings:
     """Where graph caches, path vectors and trained models live."""
     max_hops: int = 3
     top_paths: int = 5
-    """How many ranked paths a result lists (the best one is walked)."""
-    hop_penalty: float = 0.1
-    """Score taken off a path per hop beyond the first (chosen on MetaQA dev for the untrained embedder)."""
+    """How many ranked paths a result lists (the best one is walked; with the reranker, each topic candidate's are)."""
+    rerank_topics: int = 2
+    """Topic-entity candidates per question whose top paths the reranker scores."""
+    reranker: str | None = None
+    """A reranker model directory; default: <cache>/models/reranker when trained; `none` turns the reranker off."""
+    hop_penalty: float | None = None
+    """Score taken off a path per hop beyond the first; default: the value stored with the trained retriever
+    (chosen on held-out dev), else 0.1 (chosen on MetaQA dev for the untrained embedder)."""
     embedder: str | None = None
     """A sentence-embedding model directory; default: the packaged all-MiniLM-L6-v2."""
     llm: str = "none"
+    """none; embedded (SmolLM2-135M in-process) or a .gguf file; or an OpenAI-compatible URL (vLLM: http://host:8000/v1)."""
+    llm_model: str = ""
+    """The model name to ask an LLM server for; default: the first one it lists."""
+    llm_timeout: float = 30.0
+    """Seconds one LLM request may take (retried twice on timeouts, connection errors and 5xx)."""
+    llm_threads: int = 0
+    """CPU threads of the embedded LLM; 0: half the cores, at most 4."""
+    llm_prompt_tokens: int = 400
+    """Token budget of one prompt, counted with the model's tokenizer; few-shot examples are cut first."""
+    fewshot_pool: str | None = None
+    """Few-shot examples for path choice (JSONL: question, topic, path); default: the packaged MetaQA dev pool."""
     neo4j_user: str = "neo4j"
     neo4j_password: str = ""
     neo4j_database: str = "neo4j"
+    neo4j_timeout: float = 30.0
+    """Seconds one Neo4j query may run before the server stops it."""
     batch_size: int = 64
 
     @property
@@ -58,7 +76,7 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if kind == "int":
             return int(value)
-        if kind == "float":
+        if kind in ("float", "float | None") and value not in ("", None):
             return float(value)
         if kind == "Path":
             return Path(value).expanduser()

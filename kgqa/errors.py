@@ -25,3 +25,27 @@ class ModelError(KgqaError):
 
 class InputError(KgqaError):
     """A question or an input file is unusable."""
+
+
+class LLMError(KgqaError):
+    """The language model could not give a usable answer."""
+
+
+class LLMUnavailable(LLMError):
+    """The LLM server cannot be reached or did not answer in time."""
+
+
+class LLMTimeout(LLMUnavailable):
+    """The LLM server took longer than the timeout."""
+
+
+class LLMResponseError(LLMError):
+    """The LLM server answered with an HTTP error."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LLMOutputError(LLMError):
+    """The model's output could not be read as what was asked for."""

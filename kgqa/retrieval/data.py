@@ -1,0 +1,94 @@
+"""Training data for retrieval: the held-out slice of dev, masked questions, the few-shot example pool.
+
+Dev is the training data; a fixed slice of it, chosen by a hash of the question text (so it does not
+depend on file order or on a random seed), is kept aside for model selection. Test is never read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from kgqa.types import Mention, Path, parse_path
+
+HELD_OUT_PERCENT = 10
+
+
+@dataclass(frozen=True)
+class PathExample:
+    """A question with its topic entity, gold relation path and answers (one row of a benchmark)."""
+
+    question: str
+    topic: str
+    path: str
+    answers: tuple[str, ...] = ()
+
+    @property
+    def steps(self) -> Path:
+        return parse_path(self.path)
+
+    @property
+    def masked(self) -> str:
+        return masked_question(self.question, self.topic)
+
+    @property
+    def hops(self) -> int:
+        return len(self.steps)
+
+
+def masked_question(question: str, topic: str) -> str:
+    """The question with the topic mention replaced by "something", exactly as the agent masks it."""
+    from kgqa.agent import mask_mention
+
+    start = question.lower().find(topic.lower())
+    end = start + len(topic) if start >= 0 else -1
+    return mask_mention(question, Mention(topic, start, end, ()))
+
+
+def is_held_out(question: str, percent: int = HELD_OUT_PERCENT) -> bool:
+    """True for the dev questions kept aside for model selection (about `percent` in 100)."""
+    digest = hashlib.sha256(question.strip().lower().encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+def split_dev(examples: list[PathExample], percent: int = HELD_OUT_PERCENT) -> tuple[list[PathExample], list[PathExample]]:
+    """(training examples, held-out examples)."""
+    train, held = [], []
+    for example in examples:
+        (held if is_held_out(example.question, percent) else train).append(example)
+    return train, held
+
+
+def load_benchmark_examples(benchmark: str = "metaqa", split: str = "dev", data_dir: str | None = None,
+                            hops: list[int] | None = None) -> list[PathExample]:
+    """Every example of a benchmark split that names a gold path, over all (or the given) hops."""
+    from kgqa.evaluate import Benchmark
+
+    bench = Benchmark.load(benchmark, data_dir)
+    examples = []
+    for hop in hops or bench.hops:
+        for e in bench.examples(hop, split):
+            if e.path:
+                examples.append(PathExample(e.question, e.topic, e.path, tuple(sorted(e.answers))))
+    return examples
+
+
+def stratified_sample(examples: list[PathExample], size: int, seed: int = 0) -> list[PathExample]:
+    """About `size` examples spread evenly over gold paths (each path gets its share, rare paths all they have)."""
+    if size >= len(examples):
+        return list(examples)
+    rng = random.Random(seed)
+    by_path: dict[str, list[PathExample]] = defaultdict(list)
+    for example in examples:
+        by_path[example.path].append(example)
+    for group in by_path.values():
+        rng.shuffle(group)
+    chosen: list[PathExample] = []
+    groups = sorted(by_path.values(), key=len)
+    for i, group in enumerate(groups):
+        share = (size - len(chosen)) // (len(groups) - i)
+        chosen += group[:share]
+    rng.shuffle(chosen)
+    return chosen

@@ -1,0 +1,293 @@
+"""Retrieval: FAISS indexes over a tiny graph, their fingerprints, and a retriever trained for a few steps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kgqa.agent import mask_mention
+from kgqa.config import load_settings
+from kgqa.encoder import SentenceEmbedder, default_model_path
+from kgqa.errors import ModelError
+from kgqa.graph.embedded import EmbeddedGraph
+from kgqa.retrieval.data import PathExample, is_held_out, masked_question, split_dev, stratified_sample
+from kgqa.retrieval.facts import FactRetriever, neighbourhood
+from kgqa.retrieval.index import VectorIndex, build_or_load, content_fingerprint, model_fingerprint
+from kgqa.retrieval.model import META_FILE, path_model, retriever_dir
+from kgqa.retrieval.retrievers import (EntityRetriever, ExampleRetriever, PathRetriever, build_indexes, graph_key,
+                                       index_root, schema_paths)
+from kgqa.retrieval.train import Triplet, batches_without_duplicates, make_triplets
+from kgqa.types import Mention, format_path, parse_path
+
+# questions about the tiny graph (tests/data/tiny_kb.txt), with their gold paths
+TRAIN = [
+    PathExample("who directed Kismet", "Kismet", "directed_by"),
+    PathExample("who starred in Random Harvest", "Random Harvest", "starred_actors"),
+    PathExample("what movies did Marlene Dietrich act in", "Marlene Dietrich", "starred_actors_inv"),
+    PathExample("when was Dishonored released", "Dishonored", "release_year"),
+    PathExample("which films did William Dieterle direct", "William Dieterle", "directed_by_inv"),
+    PathExample("who acted together with Ronald Colman", "Ronald Colman", "starred_actors_inv|starred_actors"),
+    PathExample("the films directed by William Dieterle were released in which years", "William Dieterle",
+                "directed_by_inv|release_year"),
+    PathExample("what language is The Life of Emile Zola in", "The Life of Emile Zola", "in_language"),
+]
+HELD = [
+    PathExample("who was the director of Dishonored", "Dishonored", "directed_by"),
+    PathExample("what year did Kismet come out", "Kismet", "release_year"),
+    PathExample("what language is Kismet in", "Kismet", "in_language"),
+]
+
+
+@pytest.fixture(scope="module")
+def graph() -> EmbeddedGraph:
+    from pathlib import Path
+
+    return EmbeddedGraph.from_file(Path(__file__).parent / "data" / "tiny_kb.txt")
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceEmbedder:
+    return SentenceEmbedder()
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+
+def test_masking_is_the_agents():
+    question = "what movies did Marlene Dietrich act in"
+    start = question.find("Marlene Dietrich")
+    expected = mask_mention(question, Mention("Marlene Dietrich", start, start + 16, ()))
+    assert masked_question(question, "marlene dietrich") == expected == "what movies did something act in"
+    assert masked_question("who directed it", "Kismet") == "who directed it"
+
+
+def test_held_out_slice_is_stable_and_about_a_tenth():
+    questions = [f"question number {i}" for i in range(5000)]
+    held = [q for q in questions if is_held_out(q)]
+    assert 400 < len(held) < 600
+    assert held == [q for q in reversed(questions) if is_held_out(q)][::-1]
+    train, kept = split_dev([PathExample(q, "x", "r") for q in questions])
+    assert len(train) + len(kept) == 5000 and {e.question for e in kept} == set(held)
+
+
+def test_stratified_sample_spreads_over_paths():
+    examples = [PathExample(f"q{i}", "t", "common") for i in range(100)] + [PathExample("rare q", "t", "rare")]
+    sample = stratified_sample(examples, 10)
+    assert len(sample) == 10
+    assert sum(e.path == "rare" for e in sample) == 1
+
+
+# ---- indexes -----------------------------------------------------------------------------------
+
+
+def test_schema_paths_follow_the_graph(graph):
+    paths = {format_path(p) for p in schema_paths(graph, 2)}
+    assert {"directed_by", "starred_actors_inv", "directed_by|directed_by_inv", "directed_by_inv|release_year"} <= paths
+    assert "release_year|directed_by" not in paths  # after release_year we stand on a year
+    assert all(len(parse_path(p)) <= 2 for p in paths)
+
+
+def test_vector_index_search_subset_and_disk(tmp_path):
+    vectors = np.eye(4, dtype=np.float32)
+    index = VectorIndex(vectors, [{"n": i} for i in range(4)], "fp1")
+    scores, ids = index.search(np.array([0.0, 0.9, 0.1, 0.0]), 2)
+    assert ids[0].tolist() == [1, 2]
+    scores, ids = index.search(np.array([0.0, 0.9, 0.1, 0.0]), 2, subset=[0, 2, 3])
+    assert ids[0][0] == 2
+    index.save(tmp_path / "ix")
+    loaded = VectorIndex.load(tmp_path / "ix")
+    assert loaded.fingerprint == "fp1" and loaded.items[3] == {"n": 3}
+    assert np.allclose(loaded.vectors(), vectors)
+
+
+def test_build_or_load_rebuilds_only_on_a_new_fingerprint(tmp_path):
+    calls = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return np.ones((len(texts), 3), np.float32) / np.sqrt(3)
+
+    folder = tmp_path / "ix"
+    for fingerprint, expect_built in (("a", True), ("a", False), ("b", True), ("b", False)):
+        index, built = build_or_load(folder, fingerprint, ["x", "y"], [{}, {}], embed)
+        assert built is expect_built and len(index) == 2
+    assert len(calls) == 2
+    assert content_fingerprint("paths", "m1", ["x"]) != content_fingerprint("paths", "m2", ["x"])
+    assert content_fingerprint("paths", "m1", ["x"]) != content_fingerprint("paths", "m1", ["x", "y"])
+
+
+def test_path_retriever_ranks_reachable_paths(graph, embedder, tmp_path):
+    retriever, built = PathRetriever.build(graph, embedder, tmp_path / "paths", hop_penalty=0.1, max_hops=2)
+    assert built
+    hits = retriever.search("who directed Kismet", k=3, topic="Kismet")
+    assert format_path(hits[0].path) == "directed_by"
+    reachable = set(graph.reachable_paths("Kismet", 2))
+    assert all(h.path in reachable for h in hits) and len(hits) == 3
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    assert format_path(retriever.search("what language is Kismet in", 1, "Kismet")[0].path) == "in_language"
+    assert len(retriever.search("who directed something", k=5)) == 5  # no topic: the whole schema
+
+
+def test_path_index_rebuilds_when_the_graph_changes(graph, embedder, tmp_path):
+    folder = tmp_path / "paths"
+    assert PathRetriever.build(graph, embedder, folder, max_hops=2)[1] is True
+    assert PathRetriever.build(graph, embedder, folder, max_hops=2)[1] is False
+    bigger = EmbeddedGraph.from_triples([("Kismet", "directed_by", "William Dieterle"),
+                                         ("Kismet", "written_by", "Edward Knoblock")])
+    retriever, built = PathRetriever.build(bigger, embedder, folder, max_hops=2)
+    assert built is True
+    assert {format_path(p) for p in retriever.paths} >= {"written_by", "written_by_inv"}
+
+
+def test_example_retriever_finds_questions_of_the_same_shape(embedder, tmp_path):
+    folder = tmp_path / "examples"
+    retriever, built = ExampleRetriever.build(TRAIN, embedder, folder)
+    assert built
+    hits = retriever.search("who was the director of Casablanca", k=2, topic="Casablanca")
+    assert hits[0].example.path == "directed_by"
+    assert hits[0].score > hits[1].score
+    again = ExampleRetriever.load(folder, embedder)
+    assert again.search("which year was Dishonored released", 1, "Dishonored")[0].example.path == "release_year"
+    assert ExampleRetriever.build(TRAIN, embedder, folder)[1] is False
+
+
+def test_entity_retriever_finds_names(graph, embedder, tmp_path):
+    retriever, _ = EntityRetriever.build(graph, embedder, tmp_path / "entities")
+    assert retriever.search("Marlene Dietrich", 1)[0].name == "Marlene Dietrich"
+    assert retriever.search("the life of emile zola", 1)[0].name == "The Life of Emile Zola"
+
+
+def test_fact_retriever_ranks_the_topic_neighbourhood(graph, embedder):
+    facts = neighbourhood(graph, "Kismet")
+    assert len(facts) == 5 and all("Kismet" in (t.subject, t.object) for t in facts)
+    assert len(neighbourhood(graph, "Kismet", max_facts=2)) == 2
+    hits = FactRetriever(graph, embedder).search("when was Kismet released", "Kismet", k=3)
+    assert hits[0].text == "Kismet release year 1944"
+    hits = FactRetriever(graph, embedder).search("which movies did William Dieterle direct", "William Dieterle")
+    assert {h.triple.subject for h in hits} == {"Kismet", "The Life of Emile Zola"}
+
+
+def test_build_indexes_saves_under_the_cache(graph):
+    settings = load_settings(overrides={"max_hops": 2})
+    reports = build_indexes(settings, graph, ["paths", "examples"], TRAIN)
+    assert [r.built for r in reports] == [True, True]
+    assert (index_root(settings) / graph_key(graph) / "paths" / "meta.json").exists()
+    assert [r.built for r in build_indexes(settings, graph, ["paths", "examples"], TRAIN)] == [False, False]
+
+
+# ---- training ----------------------------------------------------------------------------------
+
+
+def test_triplets_use_reachable_hard_negatives_and_skip_held_out_paths(graph):
+    triplets = make_triplets(graph, TRAIN, max_hops=2, excluded=["in_language"])
+    assert len(triplets) == len(TRAIN) - 1
+    for t, e in zip(triplets, [e for e in TRAIN if e.path != "in_language"]):
+        assert t.question == e.masked and "something" in t.question
+        assert t.negative not in (t.positive, "in language")
+
+
+def test_batches_never_repeat_a_path_text():
+    triplets = [Triplet(f"q{i}", f"p{i % 3}", f"n{i % 2}", "") for i in range(12)]
+    batches = batches_without_duplicates(triplets, 4)
+    assert sorted(t.question for b in batches for t in b) == sorted(t.question for t in triplets)
+    for batch in batches:
+        texts = [t.positive for t in batch] + [t.negative for t in batch]
+        assert len(texts) == len(set(texts))
+
+
+@pytest.fixture(scope="module")
+def trained(graph, tmp_path_factory):
+    """A retriever trained for a few steps on the tiny graph, with in_language kept out of training."""
+    from kgqa.retrieval.train import TrainOptions, train_retriever
+
+    out = tmp_path_factory.mktemp("models") / "retriever"
+    options = TrainOptions(max_pairs=len(TRAIN), batch_size=4, epochs=3, learning_rate=1e-4, max_hops=2,
+                           hold_out_paths=("in_language",))
+    meta = train_retriever(graph, TRAIN, HELD, out, options)
+    return out, meta
+
+
+def margins(embedder: SentenceEmbedder, graph, examples) -> np.ndarray:
+    """cos(question, gold path) minus the best cos(question, other reachable path)."""
+    from kgqa.retrieval.paths import verbalise_path
+
+    reachable = [graph.reachable_paths(e.topic, 2) for e in examples]
+    texts = sorted({verbalise_path(p) for paths in reachable for p in paths})
+    vectors = dict(zip(texts, embedder.embed(texts)))
+    out = []
+    for e, paths, question in zip(examples, reachable, embedder.embed([e.masked for e in examples])):
+        scores = np.array([vectors[verbalise_path(p)] @ question for p in paths])
+        gold = paths.index(e.steps)
+        out.append(scores[gold] - np.max(np.delete(scores, gold)))
+    return np.array(out)
+
+
+def test_trained_retriever_is_a_model_folder_the_numpy_encoder_reads(trained):
+    from sentence_transformers import SentenceTransformer
+
+    folder, meta = trained
+    for name in ("model.safetensors", "tokenizer.json", "config.json", "modules.json", META_FILE):
+        assert (folder / name).exists(), name
+    stored = json.loads((folder / META_FILE).read_text())
+    assert stored["hop_penalty"] == meta["hop_penalty"] in (0.0, 0.02, 0.05, 0.1)
+    assert "in_language" not in stored["paths_in_training"] and stored["steps"] > 0
+    texts = ["who directed something", "directed by, then reverse of directed by"]
+    ours = SentenceEmbedder(folder).embed(texts)
+    reference = SentenceTransformer(str(folder), device="cpu").encode(texts)
+    assert np.abs(ours - reference).max() < 1e-4
+    assert np.abs(ours - SentenceEmbedder().embed(texts)).max() > 1e-3  # the weights did change
+
+
+def test_training_widens_the_margin_and_keeps_unseen_paths(graph, trained, embedder):
+    folder, _ = trained
+    tuned = SentenceEmbedder(folder)
+    seen = [e for e in TRAIN if e.path != "in_language"]
+    assert margins(tuned, graph, seen).mean() > margins(embedder, graph, seen).mean()
+    # in_language never took part in training, yet its question still finds it
+    retriever, _ = PathRetriever.build(graph, tuned, None, max_hops=2)
+    assert format_path(retriever.search("what language is Kismet in", 1, "Kismet")[0].path) == "in_language"
+
+
+def test_a_trained_retriever_is_picked_up_and_forces_a_rebuild(graph, trained, tmp_path):
+    folder, meta = trained
+    settings = load_settings(overrides={"cache_dir": tmp_path, "max_hops": 2})
+    assert path_model(settings).model_dir == default_model_path()
+    assert path_model(settings).hop_penalty == 0.1
+    before = build_indexes(settings, graph, ["paths"])[0]
+    shutil.copytree(folder, retriever_dir(settings))
+    chosen = path_model(settings)
+    assert chosen.model_dir == retriever_dir(settings) and chosen.trained
+    assert chosen.hop_penalty == meta["hop_penalty"]
+    assert path_model(load_settings(overrides={"cache_dir": tmp_path, "hop_penalty": 0.3})).hop_penalty == 0.3
+    assert model_fingerprint(retriever_dir(settings)) != model_fingerprint(default_model_path())
+    from kgqa.agent import Agent
+
+    assert Agent(settings, graph).embedder.model_dir == retriever_dir(settings)
+    after = build_indexes(settings, graph, ["paths"])[0]
+    assert before.built and after.built  # a new model means new vectors
+    with pytest.raises(ModelError):
+        ExampleRetriever.load(tmp_path / "nowhere", SentenceEmbedder(retriever_dir(settings)))
+
+
+def test_cli_index_build_then_loads(tiny_kb, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(json.dumps({"question": e.question, "topic": e.topic, "path": e.path}) for e in TRAIN))
+    args = [sys.executable, "-m", "kgqa.cli", "index", "build", "--graph", str(tiny_kb), "--examples", str(pool),
+            "--only", "paths", "--only", "examples", "--only", "entities", "--json"]
+    env = {**os.environ, "KGQA_CACHE_DIR": str(tmp_path / "cache"), "KGQA_MAX_HOPS": "2"}
+    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    rows = {r["kind"]: r for r in json.loads(first.stdout)}
+    assert rows["examples"]["rows"] == len(TRAIN) and rows["entities"]["rows"] == 14
+    assert all(r["built"] for r in rows.values())
+    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert not any(r["built"] for r in json.loads(second.stdout))
+    bad = subprocess.run(args[:-1] + ["--only", "nonsense"], capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 1 and "nonsense" in bad.stderr
