@@ -12,12 +12,10 @@ METAQA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "metaq
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test run gets its own cache unless KGQA_CACHE_DIR is set (CI sets it to reuse models)."""
-    import os
-
-    if "KGQA_CACHE_DIR" not in os.environ:
-        monkeypatch.setenv("KGQA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-    return Path(os.environ["KGQA_CACHE_DIR"])
+    """Each test session gets its own cache, so models trained by the user never change what tests see."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("KGQA_CACHE_DIR", str(cache))
+    return cache
 
 
 @pytest.fixture
