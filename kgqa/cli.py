@@ -356,7 +356,7 @@ def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark w
                         epochs: Annotated[int, typer.Option(help="Passes over the triplets.")] = 1,
                         learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 5e-5,
                         hold_out_path: Annotated[Optional[list[str]], typer.Option(help="A gold path to keep out of training (repeatable), e.g. in_language.")] = None,
-                        max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
+                        max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 0.0,
                         out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/retriever, which the agent uses).")] = None,
                         seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune the path retriever: masked question -> the verbalised path that answers it (contrastive, hard negatives)."""
@@ -405,12 +405,12 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
                      benchmark: Annotated[str, typer.Option(help="Benchmark whose dev split is the default training data.")] = "metaqa",
                      data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
                      max_questions: Annotated[int, typer.Option(help="Training questions sampled (0: all).")] = 12000,
-                     layers: Annotated[int, typer.Option(help="BERT layers kept (fewer: faster tagging).")] = 3,
-                     max_length: Annotated[int, typer.Option(help="Word pieces per question.")] = 48,
+                     layers: Annotated[int, typer.Option(help="BERT layers kept (fewer: faster tagging).")] = 2,
+                     max_length: Annotated[int, typer.Option(help="Word pieces per question.")] = 40,
                      batch_size: Annotated[int, typer.Option(help="Questions per step.")] = 32,
                      epochs: Annotated[float, typer.Option(help="Passes over the sampled questions.")] = 1.0,
-                     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
-                     max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
+                     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
+                     max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 0.0,
                      out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/linker, which the agent uses).")] = None,
                      seed: int = 13, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune the BERT mention tagger of the entity linker (BIO tags; mentions marked in square brackets)."""
@@ -451,13 +451,14 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
 @train_app.command("reranker")
 def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark whose dev split is the training data (a slice is held out for the fusion layer).")] = "metaqa",
                        data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
-                       train_questions: Annotated[int, typer.Option(help="Training questions for the cross-encoder, spread over gold paths.")] = 1200,
-                       negatives: Annotated[int, typer.Option(help="Negative paths per training question.")] = 5,
+                       train_questions: Annotated[int, typer.Option(help="Training questions for the cross-encoder, spread over gold paths.")] = 2400,
+                       negatives: Annotated[int, typer.Option(help="Negative paths per training question.")] = 3,
+                       questions_per_step: Annotated[int, typer.Option(help="Training questions per optimiser step.")] = 8,
                        layers: Annotated[int, typer.Option(help="BERT layers kept (fewer: faster scoring).")] = 3,
                        epochs: Annotated[int, typer.Option(help="Passes over the training questions.")] = 1,
-                       learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 8e-5,
+                       learning_rate: Annotated[float, typer.Option(help="AdamW learning rate (the new classifier: 10x).")] = 3e-4,
                        fusion_questions: Annotated[int, typer.Option(help="Held-out dev questions for fitting the fusion layer.")] = 900,
-                       max_minutes: Annotated[Optional[float], typer.Option(help="Stop the cross-encoder's training after this many minutes.")] = None,
+                       max_minutes: Annotated[float, typer.Option(help="Time for the cross-encoder's training (its schedule shrinks to fit); 0: no limit.")] = 10.0,
                        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/reranker, which the agent uses).")] = None,
                        seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None,
                        json_out: JsonOpt = False) -> None:
@@ -471,7 +472,8 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
 
     settings = settings_from(config, graph=graph, llm=llm)
     train, held = split_dev(load_benchmark_examples(benchmark, "dev", str(data) if data else None))
-    options = RerankOptions(train_questions=train_questions, negatives=negatives, layers=layers, epochs=epochs,
+    options = RerankOptions(train_questions=train_questions, negatives=negatives, questions_per_step=questions_per_step,
+                            layers=layers, epochs=epochs,
                             learning_rate=learning_rate, fusion_questions=fusion_questions, seed=seed,
                             top_topics=settings.rerank_topics, top_paths=settings.top_paths,
                             time_limit_s=max_minutes * 60 if max_minutes else None,

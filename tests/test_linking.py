@@ -34,6 +34,9 @@ TRIPLES = [
     ("Aguirre", "has_tags", "werner herzog"),
     ("Fitzcarraldo", "has_tags", "werner herzog"),
     ("Nosferatu", "has_tags", "werner herzog"),
+    ("The Terror", "directed_by", "Roger Corman"),
+    ("The Terror Within", "directed_by", "Thierry Notz"),
+    ("Her", "directed_by", "Spike Jonze"),
 ]
 
 TRAIN_QUESTIONS = [
@@ -229,6 +232,22 @@ def test_typo_boundary_and_no_entity(graph, linker_parts):
     q = "what is the weather like today"
     assert linked(graph, linker_parts, q, span_of(q, "weather")) == []
     assert linked(graph, linker_parts, q) == []
+
+
+def test_a_title_cut_short_by_the_tagger_grows_to_the_longest_name(graph, linker_parts):
+    q = "what was the genre of The Terror Within"
+    (m,) = linked(graph, linker_parts, q, span_of(q, "The Terror"))
+    assert m.text == "The Terror Within" and m.candidates[0].name == "The Terror Within"
+    q = "who directed the movies Puss in Boots and Black Snake Moan"
+    (m,) = linked(graph, linker_parts, q, span_of(q, "Black"), span_of(q, "Snake Moan"))  # split by the tagger
+    assert m.text == "Black Snake Moan"
+
+
+def test_without_a_tagged_span_a_capitalised_name_as_written_is_taken(graph, linker_parts):
+    (m,) = linked(graph, linker_parts, "which words describe Her")
+    assert m.candidates[0].name == "Her" and m.confidence <= 0.5
+    assert linked(graph, linker_parts, "which words describe her") == []  # no capital: no clue
+    assert linked(graph, linker_parts, "Her movies are good") == []  # the capital that opens a sentence
 
 
 def test_two_entities_come_back_most_confident_first(graph, linker_parts):

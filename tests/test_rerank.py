@@ -74,6 +74,21 @@ def test_multi_hop_group_keeps_every_answer_with_its_chain(graph):
                                                              ["Dishonored", "release_year", "1931"]]
 
 
+def test_walks_never_pass_through_their_topic_again(graph):
+    from kgqa.rerank.candidates import walk_avoiding_topics
+
+    path = parse_path("directed_by|directed_by_inv|release_year")
+    # the store's walk may come back to Kismet and report Kismet's own year
+    assert sorted(graph.expand("Kismet", path).evidence) == ["1937", "1944"]
+    (kismet, zola) = walk_avoiding_topics(graph, ["Kismet", "The Life of Emile Zola"], path)
+    assert list(kismet) == ["1937"] and list(zola) == ["1944"]
+    assert [t.as_list() for t in kismet["1937"]] == [["Kismet", "directed_by", "William Dieterle"],
+                                                     ["The Life of Emile Zola", "directed_by", "William Dieterle"],
+                                                     ["The Life of Emile Zola", "release_year", "1937"]]
+    groups = collect_groups(graph, [mention("Kismet")], [[candidate("directed_by|directed_by_inv|release_year", 1.0)]])
+    assert groups[0][0].answers == ["1937"]
+
+
 def make_group(question: int, topic: str, answers: list[str], score: float, **kw) -> Group:
     group = Group(question, topic, kw.get("topic_rank", 0), 0.9, 3, parse_path(kw.get("path", "directed_by")),
                   kw.get("text", "directed by"), kw.get("retriever", 0.5), kw.get("path_rank", 0))

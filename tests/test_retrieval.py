@@ -291,3 +291,15 @@ def test_cli_index_build_then_loads(tiny_kb, tmp_path):
     assert not any(r["built"] for r in json.loads(second.stdout))
     bad = subprocess.run(args[:-1] + ["--only", "nonsense"], capture_output=True, text=True, env=env, timeout=600)
     assert bad.returncode == 1 and "nonsense" in bad.stderr
+
+
+def test_learning_rate_follows_steps_or_the_clock():
+    from kgqa.retrieval.train import lr_factor, training_progress
+
+    assert training_progress(5, 10, 1.0, None) == 0.5
+    assert training_progress(5, 10, 90.0, 100.0) == 0.9  # the clock is ahead of the steps
+    assert training_progress(5, 10, 1.0, 100.0) == 0.5
+    assert lr_factor(0.0, 0.01, 0.1) == pytest.approx(0.1)
+    assert lr_factor(0.1, 0.01, 0.1) == pytest.approx(1.0)
+    assert lr_factor(0.55, 0.01, 0.1) == pytest.approx(0.5)
+    assert lr_factor(1.0, 0.01, 0.1) == 0.0

@@ -18,6 +18,7 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +41,13 @@ W_PATH = 2.0
 W_DEGREE = 0.5
 CASE_MISMATCH = 0.8   # string similarity of a name that differs from the mention only in letter case
 NORMALISED = 0.85     # ... that equals it only after normalisation (punctuation, accents, articles)
-BOUNDARY = 0.8        # ... found by moving the span's edge one word
+BOUNDARY = 0.8        # ... found by moving the span's edges by a word or two
 EMBEDDED = 0.8        # factor on the cosine similarity of an embedding neighbour
 TOP_CANDIDATES = 5
+CAPITALISED = 0.5     # tagger score given to a capitalised name found when the tagger marked none
+MAX_NAME_WORDS = 12
+LONGER = 1.0          # score bonus of a longer name that contains the tagged span
+MIN_EVIDENCE = 0.5    # inexact matches need tagger score x similarity above this ("weather like" is not "Life")
 
 
 # ---- which relation does the question walk first? -------------------------------------------------------
@@ -125,6 +130,17 @@ class RelationWordPrior:
 # ---- the linker ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class Found:
+    """The candidates found for one tagged span (whose edges may have moved to start..end)."""
+
+    span: Span
+    start: int
+    end: int
+    candidates: list[tuple[int, float]]  # (name id, string similarity)
+    exact: bool  # the name is in the question as written (after normalisation), not a typo or neighbour
+
+
 class BertLinker:
     """Links questions with the fine-tuned mention tagger, the alias index and feature-based disambiguation."""
 
@@ -137,6 +153,7 @@ class BertLinker:
         self.step_prior = step_prior or RelationWordPrior(graph.relations())
         self.embed = embed
         self._steps: dict[str, frozenset[str]] = {}
+        self._exact_case: dict[str, list[int]] | None = None
         self._degrees: dict[str, int] = {}
 
     @classmethod
@@ -155,24 +172,23 @@ class BertLinker:
 
     def link_spans(self, questions: list[str], tagged: list[list[Span]]) -> list[list[Mention]]:
         """Mentions for spans already tagged: candidates from the alias index, then disambiguation."""
-        found: list[list[tuple[Span, int, int, list[tuple[int, float]]]]] = []
+        found: list[list[Found]] = []
         unresolved: list[tuple[int, int, Span]] = []
         for q, (question, spans) in enumerate(zip(questions, tagged)):
-            row = []
-            for span, start, end, candidates in self._resolve(question, sorted(spans, key=lambda s: s.start)):
-                if not candidates:
-                    unresolved.append((q, len(row), span))
-                row.append((span, start, end, candidates))
+            row = self._resolve(question, sorted(spans, key=lambda s: s.start))
+            if not any(f.candidates for f in row):
+                row = self._capitalised_name(question) or row
+            unresolved += [(q, k, found_.span) for k, found_ in enumerate(row) if not found_.candidates]
             found.append(row)
         if unresolved and self.embed is not None:
             texts = [questions[q][span.start:span.end] for q, _, span in unresolved]
             for (q, k, span), near in zip(unresolved, self.aliases.nearest(texts, self.embed)):
-                found[q][k] = (span, span.start, span.end, [(i, s * EMBEDDED) for i, s in near])
+                found[q][k] = Found(span, span.start, span.end, [(i, s * EMBEDDED) for i, s in near], exact=False)
         return [self._mentions(question, row) for question, row in zip(questions, found)]
 
     # ---- candidates ------------------------------------------------------------------------------
 
-    def _resolve(self, question: str, spans: list[Span]) -> list[tuple[Span, int, int, list[tuple[int, float]]]]:
+    def _resolve(self, question: str, spans: list[Span]) -> list[Found]:
         """Candidates per span; neighbouring spans a few words apart are first tried as one name
         ("Puss" + "Boots" -> "Puss in Boots"), and kept together when the whole is a name."""
         out = []
@@ -182,29 +198,78 @@ class BertLinker:
             while last + 1 < len(spans) and _near(question, spans[last].end, spans[last + 1].start):
                 last += 1
             for j in range(last, i, -1):
-                whole = Span(spans[i].start, spans[j].end, min(s.score for s in spans[i:j + 1]))
-                candidates = self._lookup(question, whole.start, whole.end)
-                if candidates:
-                    out.append((whole, whole.start, whole.end, candidates))
+                found = self._lookup(question, Span(spans[i].start, spans[j].end,
+                                                    min(s.score for s in spans[i:j + 1])))
+                if found.candidates:
+                    out.append(found)
                     i = j + 1
                     break
             else:
-                out.append((spans[i], *self._candidates(question, spans[i])))
+                out.append(self._candidates(question, spans[i]))
                 i += 1
         return out
 
-    def _lookup(self, question: str, start: int, end: int) -> list[tuple[int, float]]:
-        """Names equal to the span after normalisation, else names a typo away; with string similarity."""
-        surface = question[start:end]
-        ids = self.aliases.exact(surface)
-        if ids:
-            return [(i, self._similarity(question, surface, start, i)) for i in ids]
-        return self.aliases.fuzzy(surface)
+    def _capitalised_name(self, question: str) -> list[Found]:
+        """When no tagged span names anything: the longest stretch of the question that starts with a
+        capital (not the sentence's) and is a name exactly as written ("which words describe Her")."""
+        if self._exact_case is None:
+            self._exact_case = {}
+            for i, name in enumerate(self.aliases.names):
+                self._exact_case.setdefault(name, []).append(i)
+        words = list(_WORD.finditer(question))
+        best: tuple[int, int] | None = None
+        for a, first in enumerate(words):
+            if first.start() == 0 or not question[first.start()].isupper():
+                continue
+            for b in range(min(len(words), a + MAX_NAME_WORDS) - 1, a - 1, -1):
+                start, end = first.start(), words[b].end()
+                if (best is None or end - start > best[1] - best[0]) and question[start:end] in self._exact_case:
+                    best = (start, end)
+                    break
+        if best is None:
+            return []
+        start, end = best
+        return [Found(Span(start, end, CAPITALISED), start, end,
+                      [(i, 1.0) for i in self._exact_case[question[start:end]]], exact=True)]
 
-    def _candidates(self, question: str, span: Span) -> tuple[int, int, list[tuple[int, float]]]:
-        found = self._lookup(question, span.start, span.end)
-        if found:
-            return span.start, span.end, found
+    def _lookup(self, question: str, span: Span) -> Found:
+        """Names written in the question: the span itself, or the longest name that contains it (the tagger
+        may cut a title short: "The Terror" of "The Terror Within"); else names a typo away from the span."""
+        options = []
+        for start, end in [(span.start, span.end), *self._longest_superset(question, span.start, span.end)]:
+            surface = question[start:end]
+            ids = self.aliases.exact(surface)
+            if ids:
+                options.append(Found(span, start, end, [(i, self._similarity(question, surface, start, i))
+                                                        for i in ids], exact=True))
+        if len(options) == 2:  # the longer name, unless what the question asks fits the shorter one better
+            probs = self.step_prior.probabilities(question, [(span.start, span.end)])
+            return max(options, key=lambda f: max(self._score(self.aliases.names[i], sim, probs) for i, sim in
+                                                  f.candidates) + (LONGER if f.end - f.start > span.end - span.start
+                                                                    else 0.0))
+        if options:
+            return options[0]
+        return Found(span, span.start, span.end, self.aliases.fuzzy(question[span.start:span.end]), exact=False)
+
+    def _longest_superset(self, question: str, start: int, end: int) -> list[tuple[int, int]]:
+        """The longest stretch around the span (up to 2 more words before it, 3 after) that is a name."""
+        words = [(m.start(), m.end()) for m in _WORD.finditer(question)]
+        inside = [k for k, (s, e) in enumerate(words) if s < end and e > start]
+        if not inside:
+            return []
+        i, j = inside[0], inside[-1]
+        grown = sorted(((left + right, left, right) for left in range(3) for right in range(4)
+                        if (left or right) and i - left >= 0 and j + right < len(words)), reverse=True)
+        for _, left, right in grown:
+            s, e = words[i - left][0] if left else start, words[j + right][1] if right else end
+            if self.aliases.exact(question[s:e]):
+                return [(s, e)]
+        return []
+
+    def _candidates(self, question: str, span: Span) -> Found:
+        found = self._lookup(question, span)
+        if found.candidates:
+            return found
         # the tagger's edges can be off by a word or two: move them, exact matches first, then typos
         variants = _boundary_variants(question, span.start, span.end)
         exact = []
@@ -218,13 +283,14 @@ class BertLinker:
             probs = self.step_prior.probabilities(question, [(span.start, span.end)])
             _, start, end, found = max(exact, key=lambda x: max(self._score(self.aliases.names[i], s, probs)
                                                                  for i, s in x[3]))
-            return start, end, found
-        best: tuple[int, int, list[tuple[int, float]]] = (span.start, span.end, [])
+            return Found(span, start, end, found, exact=True)
+        best = Found(span, span.start, span.end, [], exact=False)
         for _, start, end in variants:
             fuzzy = self.aliases.fuzzy(question[start:end])
-            if fuzzy and (not best[2] or fuzzy[0][1] > best[2][0][1]):
-                best = (start, end, fuzzy)
-        return best[0], best[1], [(i, similarity * BOUNDARY) for i, similarity in best[2]]
+            if fuzzy and (not best.candidates or fuzzy[0][1] > best.candidates[0][1]):
+                best = Found(span, start, end, fuzzy, exact=False)
+        best.candidates = [(i, similarity * BOUNDARY) for i, similarity in best.candidates]
+        return best
 
     def _similarity(self, question: str, surface: str, start: int, i: int) -> float:
         """1 for the name as written; less when only letter case, or only the normalised form, agrees.
@@ -243,12 +309,13 @@ class BertLinker:
 
     # ---- disambiguation ----------------------------------------------------------------------------
 
-    def _mentions(self, question: str, row: list) -> list[Mention]:
+    def _mentions(self, question: str, row: list[Found]) -> list[Mention]:
         mentions = []
-        row = [r for r in row if r[3]]
-        contexts = _contexts(question, [(start, end) for _, start, end, _ in row])
-        for (span, start, end, candidates), (lo, hi) in zip(row, contexts):
-            best: dict[str, float] = {}
+        row = [r for r in row if r.candidates]
+        contexts = _contexts(question, [(r.start, r.end) for r in row])
+        for found, (lo, hi) in zip(row, contexts):
+            span, start, end, candidates = found.span, found.start, found.end, found.candidates
+            best: dict[str, tuple[float, float]] = {}  # name -> (score, string similarity)
             # what the words around this mention ask for (only needed when there is a choice)
             step_probs = None
             if len(candidates) > 1:
@@ -256,14 +323,21 @@ class BertLinker:
             for i, similarity in candidates:
                 name = self.aliases.names[i]
                 score = self._score(name, similarity, step_probs)
-                best[name] = max(score, best.get(name, -math.inf))
-            ranked = sorted(best.items(), key=lambda kv: -kv[1])[:TOP_CANDIDATES]
-            scores = np.array([s for _, s in ranked])
+                if name not in best or score > best[name][0]:
+                    best[name] = (score, similarity)
+            ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:TOP_CANDIDATES]
+            # evidence that the span names the top entity at all: the tagger's confidence x string similarity;
+            # a name found only by a typo, a moved edge or an embedding needs enough of it
+            similarity = ranked[0][1][1]
+            evidence = span.score * similarity
+            if not found.exact and evidence < MIN_EVIDENCE:
+                continue
+            scores = np.array([score for _, (score, _) in ranked])
             share = np.exp(scores - scores.max())
             share /= share.sum()
-            confidence = round(float(share[0] * span.score), 4)
             mentions.append(Mention(question[start:end], start, end,
-                                    tuple(Entity(name, self._degree(name)) for name, _ in ranked), confidence))
+                                    tuple(Entity(name, self._degree(name)) for name, _ in ranked),
+                                    round(float(evidence * share[0]), 4)))
         mentions.sort(key=lambda m: -m.confidence)
         return mentions
 

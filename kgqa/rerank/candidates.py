@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,12 +155,14 @@ class RankedAnswer:
 
 
 def select_answers(groups: Sequence[Group], mode: str = "group", threshold: float = 0.5,
-                   answer_degree: dict[str, int] | None = None, degree_weight: float = 0.0) -> list[RankedAnswer]:
+                   answer_degree: Mapping[str, int] | Callable[[str], int] | None = None,
+                   degree_weight: float = 0.0) -> list[RankedAnswer]:
     """The answer set of one question from its scored groups, best first.
 
     mode "group": every answer of the best-scored group. mode "threshold": also the answers of every other
     group whose score reaches `threshold` (an answer takes its best group's score and evidence).
-    Inside a score, answers are ordered by `degree_weight` x log(1 + degree), then by name.
+    Inside a score, answers are ordered by `degree_weight` x log(1 + degree), then by name; `answer_degree`
+    is a mapping or a function (the graph's `degree`), asked only for the chosen answers.
     """
     if not groups:
         return []
@@ -173,6 +175,7 @@ def select_answers(groups: Sequence[Group], mode: str = "group", threshold: floa
         for name in group.evidence:
             if name not in best:
                 best[name] = RankedAnswer(name, group.score, group)
-    degree = answer_degree or {}
-    return sorted(best.values(),
-                  key=lambda a: (-a.score, -degree_weight * math.log1p(degree.get(a.name, 0)), a.name))
+    if not degree_weight or answer_degree is None:
+        return sorted(best.values(), key=lambda a: (-a.score, a.name))
+    degree = answer_degree if callable(answer_degree) else (lambda name: answer_degree.get(name, 0))
+    return sorted(best.values(), key=lambda a: (-a.score, -degree_weight * math.log1p(degree(a.name)), a.name))

@@ -250,11 +250,7 @@ class Reranker:
 
     def select(self, groups: Sequence[Group], degree=None) -> list[RankedAnswer]:
         """The answer set of one question's scored groups, best first (degree: name -> graph degree)."""
-        answer_degree = None
-        if self.fusion.degree_weight and degree is not None:
-            answer_degree = {name: degree(name) for g in groups for name in g.evidence}
-        return select_answers(groups, self.fusion.mode, self.fusion.threshold, answer_degree,
-                              self.fusion.degree_weight)
+        return select_answers(groups, self.fusion.mode, self.fusion.threshold, degree, self.fusion.degree_weight)
 
     def rerank_batch(self, masked_questions: Sequence[str], groups: Sequence[Sequence[Group]],
                      degree=None) -> tuple[list[list[RankedAnswer]], float]:

@@ -54,7 +54,8 @@ class TrainOptions:
     penalty_grid: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1)
     max_hops: int = 3
     time_limit_s: float | None = None
-    """Stop training early after this many seconds (recorded in the metadata)."""
+    """Stop training after this many seconds; the learning rate then follows the clock, reaching zero at the
+    limit, so a slow machine trains fewer steps but still anneals (recorded in the metadata)."""
     extra: dict = field(default_factory=dict)
 
 
@@ -132,6 +133,21 @@ def training_threads() -> int:
     return max(1, min(cores, int(idle + 0.5)))
 
 
+def training_progress(step: int, total: int, elapsed: float, time_limit: float | None) -> float:
+    """How far training is, 0..1: by steps, or by the clock when a time limit comes first."""
+    done = step / max(1, total)
+    if time_limit:
+        done = max(done, elapsed / time_limit)
+    return done
+
+
+def lr_factor(done: float, first: float, warmup: float) -> float:
+    """Linear warm-up over the first `warmup` of training, then linear decay to zero at the end."""
+    if done < warmup:
+        return max(done, first) / warmup
+    return max(0.0, (1.0 - done) / max(1e-9, 1.0 - warmup))
+
+
 def fine_tune(base_model: FsPath, triplets: Sequence[Triplet], options: TrainOptions,
               on_step: Callable[[int, int, float], None] | None = None):
     """Train a copy of `base_model`; returns (the SentenceTransformer, a log of the run)."""
@@ -160,15 +176,18 @@ def fine_tune(base_model: FsPath, triplets: Sequence[Triplet], options: TrainOpt
     batches = [b for epoch in range(options.epochs)
                for b in batches_without_duplicates(triplets, options.batch_size, options.seed + epoch)]
     total = len(batches)
-    warmup = max(1, int(total * options.warmup_ratio))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
 
     losses: list[float] = []
     started = time.perf_counter()
     stopped_early = False
     model.train()
     for step, batch in enumerate(batches, start=1):
+        done = training_progress(step - 1, total, time.perf_counter() - started, options.time_limit_s)
+        if done >= 1.0:
+            stopped_early = True
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = options.learning_rate * lr_factor(done, 1 / total, options.warmup_ratio)
         features = []
         for column in ([t.question for t in batch], [t.positive for t in batch], [t.negative for t in batch]):
             encoded = preprocess(column)
@@ -177,14 +196,10 @@ def fine_tune(base_model: FsPath, triplets: Sequence[Triplet], options: TrainOpt
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
         optimizer.step()
-        scheduler.step()
         optimizer.zero_grad()
         losses.append(float(loss.detach()))
         if on_step:
             on_step(step, total, losses[-1])
-        if options.time_limit_s is not None and time.perf_counter() - started > options.time_limit_s:
-            stopped_early = step < total
-            break
     model.eval()
     model.max_seq_length = original_length
     log = {"steps": len(losses), "planned_steps": total, "train_seconds": round(time.perf_counter() - started, 1),
