@@ -169,7 +169,8 @@ class EmbeddedGraph(GraphStore):
         """Walk `path` from many topics at once.
 
         Returns, per hop, (pairs, parent): `pairs[:, 0]` the topic position, `pairs[:, 1]` the entity
-        reached, `parent` the row of the previous hop it came from (one parent kept per pair).
+        reached, `parent` the row of the previous hop it came from (one parent kept per pair). A walk never
+        comes back to its topic: "films whose writers also wrote Birdy" are films other than Birdy.
         """
         n = len(self.names)
         pairs = np.stack([np.arange(len(topic_ids)), topic_ids], axis=1).astype(np.int64)
@@ -177,6 +178,8 @@ class EmbeddedGraph(GraphStore):
         for step in path:
             d = self._step_id(step)
             nbrs, source = _gather(self.indptr[d], self.indices[d], pairs[:, 1])
+            away = nbrs != topic_ids[pairs[source, 0]]
+            nbrs, source = nbrs[away], source[away]
             keys = pairs[source, 0] * n + nbrs
             keys, first = np.unique(keys, return_index=True)
             pairs = np.stack([keys // n, keys % n], axis=1)
@@ -187,7 +190,7 @@ class EmbeddedGraph(GraphStore):
         topic_ids = np.array([self._id(t) for t in topics], np.int64)
         hops = self.expand_ids(topic_ids, path)
         final, _ = hops[-1]
-        rows = np.flatnonzero(final[:, 1] != topic_ids[final[:, 0]])
+        rows = np.arange(len(final))
         expansions = [Expansion(self.names[t], path) for t in topic_ids]
         # walk the parent links back for all answers at once: nodes[h][k] = entity at hop h of answer k
         nodes = [final[rows, 1]]

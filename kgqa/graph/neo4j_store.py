@@ -101,16 +101,16 @@ CALL (i) {{
 
 EXPAND_START = RESOLVE_TOPICS + "WITH i, t, t AS x0, [] AS c0\n"
 EXPAND_HOP = """
-OPTIONAL MATCH (x{prev}){pattern}(x{hop})
+OPTIONAL MATCH (x{prev}){pattern}(x{hop}) WHERE x{hop} <> t
 WITH i, t, x{hop}, min([x{prev}.seq, x{prev}.name] + c{prev}) AS c{hop}
 """
 """One hop of a path for all topics at once. Walks are not restricted to distinct relationships
-(one MATCH per hop), exactly like EmbeddedGraph. Each entity reached is kept once per topic, with
+(one MATCH per hop), exactly like EmbeddedGraph, and never come back to the topic. Each entity reached is kept once per topic, with
 the chain of the entity it was reached from that was seen first (smallest `seq`): `c` holds
 [seq, name] of every entity on that chain, nearest first."""
 EXPAND_END = """
 RETURN i, t.name AS topic,
-       collect(CASE WHEN x{hop} IS NOT NULL AND x{hop} <> t THEN [x{hop}.seq, x{hop}.name] + c{hop} END) AS found
+       collect(CASE WHEN x{hop} IS NOT NULL THEN [x{hop}.seq, x{hop}.name] + c{hop} END) AS found
 """
 
 REACHABLE_START = RESOLVE_TOPICS + "WITH i, t AS x0, [] AS p0\n"

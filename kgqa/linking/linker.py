@@ -1,12 +1,20 @@
 """The fine-tuned entity linker: BERT mention tagger -> alias index -> disambiguation.
 
-For each span the tagger marks, candidates come from the alias index (exact, then fuzzy, then words
-around the span, then embedding neighbours). When a span has several candidates they are ranked by
-  - string similarity of the span and the name (letter case counts only when the question uses it),
-  - whether the question's likely first relation can be walked from the entity (a naive-Bayes prior
-    over first steps learnt from the training questions' paths, or relation words in the question),
-  - the entity's degree in the graph;
-and the Mention carries the ranked candidates and a confidence (tagger score x candidate softmax).
+1. The tagger marks spans (one numpy forward pass per batch of questions).
+2. Each span gets candidates from the alias index, cheapest first:
+     - neighbouring spans split by a word or two are first tried as one name ("Puss" + "Boots");
+     - the name written in the question: the span itself, or a longer name around it ("The Terror"
+       of "The Terror Within"), after normalisation (case, punctuation, accents, leading article);
+     - names a typo away (fuzzy);
+     - the span's edges moved by a word or two, exact then fuzzy;
+     - the nearest names by embedding (FAISS).
+   A question where no span names anything falls back to a capitalised name written exactly as in the
+   graph ("which words describe Her").
+3. Several candidates are ranked by string similarity (letter case counts only where the writer chose
+   it), by whether the relation the question asks for first can be walked from the entity (a naive-Bayes
+   prior over first steps learnt from the training paths, or relation words in the question), and by
+   degree. A Mention carries the ranked candidates and a confidence: tagger score x string similarity x
+   the top candidate's share; an inexact match with too little evidence is no mention at all.
 """
 
 from __future__ import annotations
@@ -24,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from kgqa.graph.store import GraphStore
-from kgqa.linking.aliases import AliasIndex
-from kgqa.linking.tagger import (LabelledQuestion, MentionTagger, Span, TrainConfig, augment, read_bracketed_file,
-                                 span_accuracy, split_validation, train_tagger, METADATA_FILE)
+from kgqa.linking.aliases import AliasIndex, normalise_alias
+from kgqa.linking.tagger import (METADATA_FILE, LabelledQuestion, MentionTagger, Span, TrainConfig, augment,
+                                 read_bracketed_file, span_accuracy, split_validation, train_tagger)
 from kgqa.types import Entity, Mention
 
 log = logging.getLogger(__name__)
@@ -178,7 +186,7 @@ class BertLinker:
             row = self._resolve(question, sorted(spans, key=lambda s: s.start))
             if not any(f.candidates for f in row):
                 row = self._capitalised_name(question) or row
-            unresolved += [(q, k, found_.span) for k, found_ in enumerate(row) if not found_.candidates]
+            unresolved += [(q, k, f.span) for k, f in enumerate(row) if not f.candidates]
             found.append(row)
         if unresolved and self.embed is not None:
             texts = [questions[q][span.start:span.end] for q, _, span in unresolved]
@@ -260,9 +268,11 @@ class BertLinker:
         i, j = inside[0], inside[-1]
         grown = sorted(((left + right, left, right) for left in range(3) for right in range(4)
                         if (left or right) and i - left >= 0 and j + right < len(words)), reverse=True)
+        key = normalise_alias(question[start:end])
         for _, left, right in grown:
             s, e = words[i - left][0] if left else start, words[j + right][1] if right else end
-            if self.aliases.exact(question[s:e]):
+            # "the Chimpanzee" is the same name as "Chimpanzee": only real words make a longer name
+            if normalise_alias(question[s:e]) != key and self.aliases.exact(question[s:e]):
                 return [(s, e)]
         return []
 
