@@ -65,7 +65,7 @@ class Agent:
         if self.llm is not None:
             pool = (None if (settings.fewshot_pool or "").lower() == "none"
                     else ExamplePool.load(settings.fewshot_pool, self.embedder, settings.cache_dir))
-            self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens)
+            self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens, margin=settings.llm_margin)
             self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens)
         self.reranker = load_reranker(settings)  # the trained reranker when there is one
 

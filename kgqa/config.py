@@ -34,6 +34,8 @@ class Settings:
     """How many ranked paths a result lists (the best one is walked; with the reranker, each topic candidate's are)."""
     rerank_topics: int = 2
     """Topic-entity candidates per question whose top paths the reranker scores."""
+    linker: str | None = None
+    """A trained linker model directory; default: <cache>/models/linker when trained; `names` uses name matching."""
     reranker: str | None = None
     """A reranker model directory; default: <cache>/models/reranker when trained; `none` turns the reranker off."""
     hop_penalty: float | None = None
@@ -49,6 +51,9 @@ class Settings:
     """Seconds one LLM request may take (retried twice on timeouts, connection errors and 5xx)."""
     llm_threads: int = 0
     """CPU threads of the embedded LLM; 0: half the cores, at most 4."""
+    llm_margin: float = 0.1
+    """Ask the LLM to choose only when the retriever's two best paths score within this margin (a sure
+    retriever needs no LLM call); 1 or more asks for every question with two or more candidate paths."""
     llm_prompt_tokens: int = 400
     """Token budget of one prompt, counted with the model's tokenizer; few-shot examples are cut first."""
     fewshot_pool: str | None = None

@@ -138,7 +138,9 @@ def evaluate_hop(answer_batch: Callable[[list[str], list[str | None] | None], li
                 llm[key] += getattr(result, key)
             rows.append({"question": example.question, "gold": sorted(example.answers), "topic": example.topic,
                          "gold_path": example.path, "entity": result.entity, "path": result.path,
-                         "answers": result.answer_names[:20], **{k: scores[k] for k in ("hits@1", "f1")}})
+                         "answers": result.answer_names[:20], **{k: scores[k] for k in ("hits@1", "f1")},
+                         "path_scores": [c["score"] for c in result.path_candidates[:2]],
+                         **({"llm_calls": result.llm_calls} if result.llm_calls else {})})
         if on_progress:
             on_progress(len(chunk))
     elapsed = time.perf_counter() - started
@@ -193,6 +195,9 @@ def markdown_summary(report: dict[str, Any]) -> str:
         lines.append(f"| {hop} | {values['questions']} | " + " | ".join(str(values.get(c, "")) for c in columns) + " |")
     lines += ["", "Mean stage time per question (ms, batched): " + "; ".join(
         f"hop {hop}: " + ", ".join(f"{k} {v}" for k, v in values["stage_ms_mean"].items())
+        for hop, values in hops.items()), "",
+        "LLM use per question (mean): " + "; ".join(
+        f"hop {hop}: " + ", ".join(f"{k} {v}" for k, v in values.get("per_question_mean", {}).items())
         for hop, values in hops.items()), "",
         "Configuration: `" + json.dumps(report["settings"], sort_keys=True) + "`", ""]
     return "\n".join(lines)

@@ -200,12 +200,20 @@ def test_expand_two_hops_one_chain_per_answer(graph):
         assert len(chain) == 2 and chain[0].object == "William Dieterle" and chain[1].object == answer
 
 
-def test_topic_is_never_its_own_answer(graph):
+def test_longer_walks_never_come_back_to_their_topic(graph):
     assert graph.expand("William Dieterle", parse_path("directed_by_inv|directed_by")).answers == ["King Vidor"]
     assert set(graph.expand("Kismet", parse_path("directed_by|directed_by_inv")).answers) == {
         "Portrait of Jennie", "Duel in the Sun"}
-    assert graph.expand("Ouroboros", parse_path("eats")).answers == []
+    # Kismet's director's other films' stars: not Kismet's own (Marlene Dietrich, Ronald Colman)
+    assert graph.expand("Kismet", parse_path("directed_by|directed_by_inv|starred_actors")).answers == [
+        "Jennifer Jones"]
     assert graph.expand("Ouroboros", parse_path("eats|eats_inv")).answers == []
+
+
+def test_a_one_step_walk_keeps_a_self_loop(graph):
+    # the triple itself says it ("Lemmy | starred_actors | Lemmy": a film named after its star)
+    expansion = graph.expand("Ouroboros", parse_path("eats"))
+    assert expansion.evidence == {"Ouroboros": [Triple("Ouroboros", "eats", "Ouroboros")]}
 
 
 def test_walks_may_reuse_a_triple(graph):

@@ -191,6 +191,7 @@ def test_make_llm_reads_the_setting():
 def make_agent(metaqa_graph, llm: str, **settings):
     from kgqa.agent import Agent
 
+    settings = {"llm_margin": 2.0, **settings}  # ask the model for every question unless a test says otherwise
     return Agent(Settings(llm=llm, cache_dir=Path(os.environ["KGQA_CACHE_DIR"]), **settings), graph=metaqa_graph)
 
 
@@ -212,6 +213,15 @@ def test_the_agent_lets_the_llm_choose_among_the_retrievers_paths(metaqa_graph, 
         assert [c["path"] for c in result.path_candidates] == [c["path"] for c in plain.path_candidates]
         expansion = metaqa_graph.expand_many([result.entity], parse_path(result.path))[0]
         assert result.answer_names == sorted(expansion.evidence)
+
+
+def test_a_sure_retriever_makes_no_llm_call(metaqa_graph, server_url):
+    results = make_agent(metaqa_graph, server_url, llm_margin=0.0).answer_batch(QUESTIONS)
+    plain = make_agent(metaqa_graph, "none").answer_batch(QUESTIONS)
+    for result, baseline in zip(results, plain):
+        assert result.llm_calls == 0 and result.prompt_tokens == 0
+        assert "the retriever is sure" in walked_candidate(result)["llm_fallback"]
+        assert result.path == baseline.path and result.answer_names == baseline.answer_names
 
 
 def test_a_timeout_falls_back_to_the_retrievers_path(metaqa_graph, server_url):

@@ -54,7 +54,9 @@ def test_unknown_benchmark():
 
 
 def test_markdown_summary_has_every_hop():
-    hop = {"questions": 2, "hits@1": 50.0, "f1": 40.0, "stage_ms_mean": {"total_ms": 1.0}}
+    hop = {"questions": 2, "hits@1": 50.0, "f1": 40.0, "stage_ms_mean": {"total_ms": 1.0},
+           "per_question_mean": {"llm_calls": 0.5, "prompt_tokens": 161.0, "completion_tokens": 1.0}}
     text = markdown_summary({"benchmark": "metaqa", "split": "test", "gold_entities": True, "command": "kgqa eval",
                              "settings": {}, "hops": {"1": hop, "2": hop}})
     assert "| 1 | 2 | 50.0 | 40.0" in text and "| 2 | 2 |" in text and "gold topic entities" in text
+    assert "hop 1: llm_calls 0.5, prompt_tokens 161.0" in text

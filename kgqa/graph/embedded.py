@@ -169,8 +169,10 @@ class EmbeddedGraph(GraphStore):
         """Walk `path` from many topics at once.
 
         Returns, per hop, (pairs, parent): `pairs[:, 0]` the topic position, `pairs[:, 1]` the entity
-        reached, `parent` the row of the previous hop it came from (one parent kept per pair). A walk never
-        comes back to its topic: "films whose writers also wrote Birdy" are films other than Birdy.
+        reached, `parent` the row of the previous hop it came from (one parent kept per pair). A walk of two
+        or more steps never comes back to its topic: "films whose writers also wrote Birdy" are films other
+        than Birdy. A one-step walk may (the triple "Lemmy | starred_actors | Lemmy" answers "what films did
+        Lemmy act in": the graph names the film and its star alike).
         """
         n = len(self.names)
         pairs = np.stack([np.arange(len(topic_ids)), topic_ids], axis=1).astype(np.int64)
@@ -178,8 +180,9 @@ class EmbeddedGraph(GraphStore):
         for step in path:
             d = self._step_id(step)
             nbrs, source = _gather(self.indptr[d], self.indices[d], pairs[:, 1])
-            away = nbrs != topic_ids[pairs[source, 0]]
-            nbrs, source = nbrs[away], source[away]
+            if len(path) > 1:
+                away = nbrs != topic_ids[pairs[source, 0]]
+                nbrs, source = nbrs[away], source[away]
             keys = pairs[source, 0] * n + nbrs
             keys, first = np.unique(keys, return_index=True)
             pairs = np.stack([keys // n, keys % n], axis=1)

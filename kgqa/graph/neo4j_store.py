@@ -101,13 +101,14 @@ CALL (i) {{
 
 EXPAND_START = RESOLVE_TOPICS + "WITH i, t, t AS x0, [] AS c0\n"
 EXPAND_HOP = """
-OPTIONAL MATCH (x{prev}){pattern}(x{hop}) WHERE x{hop} <> t
+OPTIONAL MATCH (x{prev}){pattern}(x{hop}){avoid_topic}
 WITH i, t, x{hop}, min([x{prev}.seq, x{prev}.name] + c{prev}) AS c{hop}
 """
 """One hop of a path for all topics at once. Walks are not restricted to distinct relationships
-(one MATCH per hop), exactly like EmbeddedGraph, and never come back to the topic. Each entity reached is kept once per topic, with
-the chain of the entity it was reached from that was seen first (smallest `seq`): `c` holds
-[seq, name] of every entity on that chain, nearest first."""
+(one MATCH per hop), exactly like EmbeddedGraph, and a walk of two or more steps never comes back to
+its topic. Each entity reached is kept once per topic, with the chain of the entity it was reached
+from that was seen first (smallest `seq`): `c` holds [seq, name] of every entity on that chain,
+nearest first."""
 EXPAND_END = """
 RETURN i, t.name AS topic,
        collect(CASE WHEN x{hop} IS NOT NULL THEN [x{hop}.seq, x{hop}.name] + c{hop} END) AS found
@@ -328,7 +329,8 @@ class Neo4jGraph(GraphStore):
         """The one query that walks `path` from a list of topics."""
         parts = [self._q(EXPAND_START)]
         for hop, step in enumerate(path, start=1):
-            parts.append(EXPAND_HOP.format(prev=hop - 1, hop=hop, pattern=step_pattern(step, self._rel(step))))
+            parts.append(EXPAND_HOP.format(prev=hop - 1, hop=hop, pattern=step_pattern(step, self._rel(step)),
+                                           avoid_topic=f" WHERE x{hop} <> t" if len(path) > 1 else ""))
         parts.append(EXPAND_END.format(hop=len(path)))
         return "".join(parts)
 

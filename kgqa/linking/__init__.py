@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from kgqa.config import Settings
+from kgqa.errors import ModelError
 from kgqa.graph.store import GraphStore
 from kgqa.linking.aliases import AliasIndex, build_alias_index
 from kgqa.linking.linker import BertLinker
@@ -19,15 +20,29 @@ log = logging.getLogger(__name__)
 _fallback_said = False
 
 
+NAME_MATCH = ("names", "none", "off")
+
+
 def linker_dir(settings: Settings) -> Path:
     """Where `kgqa train linker` saves the fine-tuned tagger and where the agent looks for it."""
+    configured = settings.linker
+    if configured and configured.strip().lower() not in NAME_MATCH:
+        return Path(configured).expanduser()
     return settings.models_dir / "linker"
 
 
 def make_linker(settings: Settings, graph: GraphStore) -> BertLinker | NameMatchLinker:
-    """The fine-tuned BERT linker when `kgqa train linker` has saved one, else the name-matching baseline."""
+    """The fine-tuned BERT linker when `kgqa train linker` has saved one, else the name-matching baseline.
+
+    `settings.linker`: `names` asks for the baseline; a folder must hold a trained linker.
+    """
     global _fallback_said
+    configured = (settings.linker or "").strip()
+    if configured.lower() in NAME_MATCH:
+        return NameMatchLinker(graph)
     model_dir = linker_dir(settings)
+    if configured and not (model_dir / "model.safetensors").exists():
+        raise ModelError(f"{model_dir}: no trained linker here (run `kgqa train linker --out {model_dir}`)")
     if not (model_dir / "model.safetensors").exists():
         if not _fallback_said:
             log.warning("no trained entity linker in %s (run `kgqa train linker`); "

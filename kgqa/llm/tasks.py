@@ -39,21 +39,30 @@ class Choice:
 
 
 class PathChooser:
-    """One constrained LLM call per question with two or more candidate paths."""
+    """One constrained LLM call per question whose two best candidate paths score within `margin`."""
 
     def __init__(self, llm: LLM, pool: ExamplePool | None, budget: int = 400, shots: int = 3,
-                 max_tokens: int = 12) -> None:
+                 max_tokens: int = 12, margin: float = 1.0) -> None:
         self.llm = llm
         self.pool = pool
         self.budget = budget
         self.shots = shots
         self.max_tokens = max_tokens
+        self.margin = margin
 
     def choose_many(self, questions: list[str], topics: list[str | None], ranked: list[list[PathCandidate]],
                     question_vectors: np.ndarray) -> list[Choice]:
         """`question_vectors`: the questions embedded with their topic masked (few-shot neighbours)."""
         choices = [Choice(reason="no candidate paths" if not c else "one candidate path") for c in ranked]
-        todo = [i for i, c in enumerate(ranked) if len(c) >= 2]
+        todo = []
+        for i, candidates in enumerate(ranked):
+            if len(candidates) < 2:
+                continue
+            gap = candidates[0].score - candidates[1].score
+            if gap >= self.margin:
+                choices[i].reason = f"the retriever is sure (its best path leads by {gap:.2f})"
+            else:
+                todo.append(i)
         if not todo:
             return choices
         neighbours = (self.pool.nearest(question_vectors[todo], self.shots) if self.pool
