@@ -356,7 +356,7 @@ def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark w
                         epochs: Annotated[int, typer.Option(help="Passes over the triplets.")] = 1,
                         learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 5e-5,
                         hold_out_path: Annotated[Optional[list[str]], typer.Option(help="A gold path to keep out of training (repeatable), e.g. in_language.")] = None,
-                        max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 0.0,
+                        max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
                         out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/retriever, which the agent uses).")] = None,
                         seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune the path retriever: masked question -> the verbalised path that answers it (contrastive, hard negatives)."""
@@ -410,7 +410,7 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
                      batch_size: Annotated[int, typer.Option(help="Questions per step.")] = 32,
                      epochs: Annotated[float, typer.Option(help="Passes over the sampled questions.")] = 1.0,
                      learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
-                     max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 0.0,
+                     max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
                      out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/linker, which the agent uses).")] = None,
                      seed: int = 13, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune the BERT mention tagger of the entity linker (BIO tags; mentions marked in square brackets)."""
@@ -460,6 +460,7 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
                        fusion_questions: Annotated[int, typer.Option(help="Held-out dev questions for fitting the fusion layer.")] = 900,
                        max_minutes: Annotated[float, typer.Option(help="Time for the cross-encoder's training (its schedule shrinks to fit); 0: no limit.")] = 10.0,
                        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/reranker, which the agent uses).")] = None,
+                       fusion_only: Annotated[bool, typer.Option("--fusion-only", help="Keep the trained cross-encoder; fit only the fusion layer again (after training the linker or retriever again, or with --llm).")] = False,
                        seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None,
                        json_out: JsonOpt = False) -> None:
     """Train the reranker: a cross-encoder (masked question x path text) fused with the linker, retriever and LLM signals.
@@ -467,7 +468,7 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
     Never reads the test split. With --llm, the LLM's path choice is one of the fused signals."""
     from kgqa.graph import open_graph
     from kgqa.rerank import reranker_dir
-    from kgqa.rerank.train import RerankOptions, train_reranker
+    from kgqa.rerank.train import RerankOptions, refit_fusion, train_reranker
     from kgqa.retrieval.data import HELD_OUT_PERCENT, load_benchmark_examples, split_dev
 
     settings = settings_from(config, graph=graph, llm=llm)
@@ -494,8 +495,12 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
                 scoring["task"] = progress.add_task("held-out candidates", total=total)
             progress.update(scoring["task"], completed=done)
 
-        meta = train_reranker(settings, store, train, held, target, options, on_step=on_step,
-                              on_stage=lambda text: progress.console.print(text), on_progress=on_progress)
+        if fusion_only:
+            meta = refit_fusion(settings, store, held, target, options,
+                                on_stage=lambda text: progress.console.print(text), on_progress=on_progress)
+        else:
+            meta = train_reranker(settings, store, train, held, target, options, on_step=on_step,
+                                  on_stage=lambda text: progress.console.print(text), on_progress=on_progress)
     store.close()
     if json_out:
         print(json.dumps(meta, indent=2))
@@ -511,6 +516,9 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
     cv = held_out["fused_group"]
     console.print(f"2-fold cross-validated on held-out dev: Hits@1 {cv['hits@1']:.2f}, F1 {cv['f1']:.2f} "
                   f"(retrieval only {held_out['retrieval_only']['hits@1']:.2f} / {held_out['retrieval_only']['f1']:.2f})")
+    if fusion_only:
+        console.print(f"fusion layer fitted again in {meta['fusion_refit']['seconds']:.0f} s → {target}")
+        return
     console.print(f"{meta['train_lists']} training lists, {meta['training']['steps']} steps, "
                   f"{meta['training']['train_seconds']:.0f} s training, {meta['total_seconds']:.0f} s in all → {target}")
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kgqa.config import Settings
+from kgqa.errors import InputError
 from kgqa.graph.embedded import EmbeddedGraph
 from kgqa.rerank import FEATURES, Fusion, Group, NumpyCrossEncoder, Reranker, collect_groups, load_reranker
 from kgqa.rerank.candidates import feature_matrix, select_answers
@@ -326,3 +327,34 @@ def test_agent_answers_with_the_winning_group(tiny_model, tiny_kb, tmp_path):
     sizes = [c["answers"] for c in largest.path_candidates]
     assert len(largest.answers) == max(sizes) and largest.path_candidates[0]["answers"] == max(sizes)
     assert largest.path == largest.path_candidates[0]["path"]
+
+
+def test_refit_fusion_keeps_the_cross_encoder_and_records_the_fit(tiny_model, tiny_kb, tmp_path):
+    import shutil
+
+    from kgqa.graph import open_graph
+    from kgqa.rerank.model import META_FILE
+    from kgqa.rerank.train import refit_fusion
+    from kgqa.retrieval.data import PathExample
+
+    folder = tmp_path / "reranker"
+    shutil.copytree(tiny_model[0], folder)
+    weights = (folder / "model.safetensors").read_bytes()
+    settings = Settings(graph=str(tiny_kb), cache_dir=tmp_path / "cache")
+    held = [PathExample("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",)),
+            PathExample("when was Dishonored released", "Dishonored", "release_year", ("1931",)),
+            PathExample("what films did Ronald Colman star in", "Ronald Colman", "starred_actors_inv",
+                        ("Kismet", "Random Harvest")),
+            PathExample("what language is The Life of Emile Zola in", "The Life of Emile Zola", "in_language",
+                        ("French",)),
+            PathExample("who starred in Dishonored", "Dishonored", "starred_actors", ("Marlene Dietrich",)),
+            PathExample("what did William Dieterle direct", "William Dieterle", "directed_by_inv",
+                        ("Kismet", "The Life of Emile Zola"))]
+    meta = refit_fusion(settings, open_graph(settings), held, folder, RerankOptions(fusion_questions=len(held)))
+    assert (folder / "model.safetensors").read_bytes() == weights
+    assert meta["held_out"]["questions"] == len(held) and meta["fusion_refit"]["seconds"] >= 0
+    assert json.loads((folder / META_FILE).read_text())["held_out"]["groups"] == meta["held_out"]["groups"]
+    reranker = Reranker.load(folder)
+    assert reranker.fusion.weights.shape == (len(FEATURES),) and np.isfinite(reranker.fusion.weights).all()
+    with pytest.raises(InputError, match="no trained reranker"):
+        refit_fusion(settings, open_graph(settings), held, tmp_path / "missing")

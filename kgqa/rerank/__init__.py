@@ -57,4 +57,5 @@ def reranker_context(settings: Settings) -> dict:
     model = path_model(settings)
     linker = settings.models_dir / "linker" / "model.safetensors"
     return {"retriever": str(model.model_dir) + (" (trained)" if model.trained else ""),
-            "hop_penalty": model.hop_penalty, "linker": "trained" if linker.exists() else "name match"}
+            "hop_penalty": model.hop_penalty, "linker": "trained" if linker.exists() else "name match",
+            "llm": settings.llm}

@@ -342,6 +342,25 @@ def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequen
     tokenizer.save_pretrained(partial)
     del model
 
+    fusion, report, recorded = fit_fusion_on_held_out(settings, graph, partial, held_examples, options, say, on_progress)
+    (partial / FUSION_FILE).write_text(json.dumps(fusion.to_json(), indent=2) + "\n")
+    meta = {"base_model": str(base_model or default_model_path()), "options": asdict(options),
+            "train_lists": len(lists), "training": log, "fusion_data": recorded, "held_out": report,
+            **reranker_context(settings), **options.extra}
+    meta["total_seconds"] = round(time.perf_counter() - started, 1)
+    (partial / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return meta
+
+
+def fit_fusion_on_held_out(settings: Settings, graph: GraphStore, model_dir: FsPath,
+                           held_examples: Sequence[PathExample], options: RerankOptions,
+                           say: Callable[[str], None] = lambda _: None,
+                           on_progress: Callable[[int, int], None] | None = None) -> tuple[Fusion, dict, dict]:
+    """Score the agent's candidates for held-out questions with the cross-encoder in `model_dir`, fit the
+    fusion layer on them; returns (fusion, report with per-hop scores, how the data was recorded)."""
     held = list(held_examples)
     fusion_sample = random.Random(options.seed).sample(held, min(options.fusion_questions, len(held)))
     say(f"scoring the agent's candidates for {len(fusion_sample)} held-out dev questions")
@@ -352,7 +371,9 @@ def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequen
         if on_progress:
             on_progress(done[0], len(fusion_sample))
 
-    groups, recorded = record_groups(settings, graph, partial, fusion_sample, options, on_progress=progress)
+    groups, recorded = record_groups(settings, graph, model_dir, fusion_sample, options, on_progress=progress)
+    recorded["llm"] = settings.llm
+    recorded["llm_choices"] = sum(g.llm_choice for row in groups for g in row)
     fusion, report = fit_fusion(groups, fusion_sample, graph.degree)
     report["per_hop"] = {}
     for hop in sorted({e.hops for e in fusion_sample}):
@@ -363,15 +384,33 @@ def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequen
             "questions": len(rows), "retrieval_only": answer_scores(sub_groups, sub_examples, baseline=True),
             "reranked (in-sample)": answer_scores(sub_groups, sub_examples, fusion.mode, fusion.threshold,
                                                   graph.degree, fusion.degree_weight)}
-    (partial / FUSION_FILE).write_text(json.dumps(fusion.to_json(), indent=2) + "\n")
-    meta = {"base_model": str(base_model or default_model_path()), "options": asdict(options),
-            "train_lists": len(lists), "training": log, "fusion_data": recorded, "held_out": report,
-            **reranker_context(settings), **options.extra}
-    meta["total_seconds"] = round(time.perf_counter() - started, 1)
-    (partial / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
+    return fusion, report, recorded
+
+
+def refit_fusion(settings: Settings, graph: GraphStore, held_examples: Sequence[PathExample], model_dir: FsPath,
+                 options: RerankOptions | None = None, on_stage: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """Fit a trained reranker's fusion layer again, for the agent as now configured (another retriever or
+    linker, or an LLM whose choice becomes a signal), keeping its cross-encoder; returns the new metadata."""
+    from kgqa.rerank import reranker_context
+
+    options = options or RerankOptions()
+    started = time.perf_counter()
+    model_dir = FsPath(model_dir)
+    if not (model_dir / "model.safetensors").exists():
+        raise InputError(f"{model_dir}: no trained reranker to refit (run `kgqa train reranker` first)")
+    fusion, report, recorded = fit_fusion_on_held_out(settings, graph, model_dir, held_examples, options,
+                                                      on_stage or (lambda _: None), on_progress)
+    try:
+        meta = json.loads((model_dir / META_FILE).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    meta.update({"fusion_data": recorded, "held_out": report, **reranker_context(settings),
+                 "fusion_refit": {"command": options.extra.get("command", ""),
+                                  "seconds": round(time.perf_counter() - started, 1),
+                                  "date": time.strftime("%Y-%m-%d %H:%M:%S")}})
+    (model_dir / FUSION_FILE).write_text(json.dumps(fusion.to_json(), indent=2) + "\n")
+    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
 
 
