@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kgqa.config import load_settings  # noqa: E402
@@ -86,6 +88,15 @@ def main() -> None:
                  "pairs_per_s": timed(NumpyCrossEncoder(model_dir), questions, texts, args.repeats)})
     rows.append({"backend": "torch fp32", "device": f"cpu ({threads} threads)",
                  "pairs_per_s": timed(TorchCrossEncoder(model_dir, device="cpu"), questions, texts, args.repeats)})
+    # bf16 against fp32 on the same pairs: the tolerance the GPU path (bf16) is held to
+    reference = NumpyCrossEncoder(model_dir).score(questions, texts)
+    bf16_device = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = TorchCrossEncoder(model_dir, device=bf16_device, dtype="bfloat16", compile=False).score(questions, texts)
+    same_best = agree_on_best(questions, reference, bf16)
+    agreement = {"bf16_device": bf16_device, "max_abs_logit_diff": round(float(np.abs(bf16 - reference).max()), 4),
+                 "mean_abs_logit_diff": round(float(np.abs(bf16 - reference).mean()), 4),
+                 "logit_range": round(float(reference.max() - reference.min()), 2),
+                 "same_best_path_per_question": round(100 * same_best, 2)}
     if torch.cuda.is_available():
         reps = max(1, args.gpu_pairs // len(questions))
         gq, gt = questions * reps, texts * reps
@@ -98,7 +109,7 @@ def main() -> None:
     report = {"model": str(model_dir) if scratch is None else f"untrained {args.layers}-layer stand-in",
               "pairs": len(questions), "mean_pair_tokens": None, "cpus": os.cpu_count(),
               "python": platform.python_version(), "torch": torch.__version__,
-              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows}
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows, "bf16_vs_fp32": agreement}
     tokenizer = NumpyCrossEncoder(model_dir).encoder.tokenizer
     report["mean_pair_tokens"] = round(sum(sum(e.attention_mask) for e in tokenizer.encode_batch(
         list(zip(questions, texts)))) / len(questions), 1)
@@ -110,6 +121,18 @@ def main() -> None:
     print("|---|---|---|")
     for row in rows:
         print(f"| {row['backend']} | {row['device']} | {row['pairs_per_s']:.0f} |")
+    print(f"bf16 vs fp32 ({agreement['bf16_device']}): max |logit diff| {agreement['max_abs_logit_diff']}, mean "
+          f"{agreement['mean_abs_logit_diff']} (logits span {agreement['logit_range']}); same best path for "
+          f"{agreement['same_best_path_per_question']}% of questions")
+
+
+def agree_on_best(questions: list[str], a: np.ndarray, b: np.ndarray) -> float:
+    """Share of questions whose best-scored pair is the same under both scorings."""
+    rows: dict[str, list[int]] = {}
+    for i, question in enumerate(questions):
+        rows.setdefault(question, []).append(i)
+    same = [int(np.argmax(a[r])) == int(np.argmax(b[r])) for r in rows.values()]
+    return sum(same) / max(1, len(same))
 
 
 if __name__ == "__main__":

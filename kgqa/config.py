@@ -51,7 +51,7 @@ class Settings:
     """Seconds one LLM request may take (retried twice on timeouts, connection errors and 5xx)."""
     llm_threads: int = 0
     """CPU threads of the embedded LLM; 0: half the cores, at most 4."""
-    llm_margin: float = 0.1
+    llm_margin: float = 0.05
     """Ask the LLM to choose only when the retriever's two best paths score within this margin (a sure
     retriever needs no LLM call); 1 or more asks for every question with two or more candidate paths."""
     llm_prompt_tokens: int = 400

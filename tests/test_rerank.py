@@ -23,6 +23,8 @@ from kgqa.types import Entity, Mention, PathCandidate, format_path, parse_path
 
 NUMPY_TORCH_TOLERANCE = 1e-4
 """Largest difference allowed between the numpy and the torch logit of one pair (both fp32)."""
+BF16_TOLERANCE = 0.05
+"""bf16 keeps 8 bits of mantissa: logits agree with fp32 to a few percent of their size."""
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +234,10 @@ def test_numpy_and_torch_scores_agree(tiny_model):
     assert ours.shape == (5,) and ours.dtype == np.float32
     assert np.abs(ours - reference).max() < NUMPY_TORCH_TOLERANCE
     assert np.ptp(ours) > 1e-3  # not a constant
+    # bf16 (the GPU path's precision), run here on the CPU: within BF16_TOLERANCE of fp32 and the same order
+    bf16 = TorchCrossEncoder(folder, device="cpu", dtype="bfloat16").score(questions, texts)
+    assert np.abs(bf16 - ours).max() < BF16_TOLERANCE * max(1.0, np.abs(ours).max())
+    assert np.argmax(bf16) == np.argmax(ours)
 
 
 def test_make_lists_puts_gold_first_and_negatives_reachable(graph):

@@ -95,7 +95,9 @@ class TorchCrossEncoder:
     """The same model in torch: fp32 on a CPU; bf16, SDPA attention and torch.compile on CUDA."""
 
     def __init__(self, model_dir: Path, device: str | None = None, max_length: int = MAX_LENGTH,
-                 max_tokens: int = 65536, max_rows: int = 1024, compile: bool | None = None) -> None:
+                 max_tokens: int = 65536, max_rows: int = 1024, compile: bool | None = None,
+                 dtype: str | None = None) -> None:
+        """dtype: "bfloat16" or "float32"; default bf16 on CUDA, fp32 on the CPU."""
         import torch
         from transformers import AutoTokenizer
 
@@ -104,7 +106,7 @@ class TorchCrossEncoder:
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         on_gpu = self.device.startswith("cuda")
-        self.dtype = torch.bfloat16 if on_gpu else torch.float32
+        self.dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if on_gpu else torch.float32)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.model = load_cross_encoder(model_dir, self.dtype).to(self.device).eval()
         self.forward = self.model
