@@ -56,6 +56,8 @@ def reranker_context(settings: Settings) -> dict:
 
     model = path_model(settings)
     linker = settings.models_dir / "linker" / "model.safetensors"
-    return {"retriever": str(model.model_dir) + (" (trained)" if model.trained else ""),
+    # the retriever by its training record, not its folder: a copied or moved model is the same model
+    retriever = f"trained {model.meta.get('created', '?')}" if model.trained else f"untrained {model.model_dir.name}"
+    return {"retriever": retriever,
             "hop_penalty": model.hop_penalty, "linker": "trained" if linker.exists() else "name match",
             "llm": settings.llm}
