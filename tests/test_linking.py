@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from kgqa.config import Settings
+from kgqa.errors import ModelError
 from kgqa.graph.embedded import EmbeddedGraph
 from kgqa.linking import make_linker
 from kgqa.linking.aliases import AliasIndex, build_alias_index, normalise_alias
@@ -343,3 +345,8 @@ def test_make_linker_uses_the_trained_model_or_falls_back_once(tiny_model, graph
     assert isinstance(linker, BertLinker)
     out = linker.link_batch(["who directed Kismet", "what is this"])
     assert len(out) == 2 and all(isinstance(m, list) for m in out)
+    # the setting: `names` asks for the baseline even with a trained model; a named folder must hold one
+    assert isinstance(make_linker(replace(settings, linker="names"), graph), NameMatchLinker)
+    assert isinstance(make_linker(replace(settings, linker=str(settings.models_dir / "linker")), graph), BertLinker)
+    with pytest.raises(ModelError, match="no trained linker"):
+        make_linker(replace(settings, linker=str(tmp_path / "missing")), graph)
