@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path as FsPath
 
 from kgqa.config import Settings
-from kgqa.encoder import load_embedder
+from kgqa.encoder import load_embedder, load_torch_embedder
 from kgqa.errors import InputError
 from kgqa.graph import GraphStore, open_graph
 from kgqa.linking import make_linker
 from kgqa.llm import make_llm
 from kgqa.llm.tasks import Choice, PathChooser, ReplyWriter
 from kgqa.prompting import ExamplePool
-from kgqa.rerank import collect_groups, load_reranker, rank_other_topics
+from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
 from kgqa.types import Answer, Entity, Mention, Result, format_path, parse_path
@@ -51,12 +51,14 @@ def write_reply(result: Result, limit: int = 10) -> str:
 class Agent:
     """Link → retrieve paths → walk the graph → answers with evidence."""
 
-    def __init__(self, settings: Settings, graph: GraphStore | None = None) -> None:
+    def __init__(self, settings: Settings, graph: GraphStore | None = None, many: bool = False) -> None:
+        """many: the agent will answer many questions (batch, eval), so torch's faster kernels pay off."""
         self.settings = settings
         self.graph = graph or open_graph(settings)
         self.linker = make_linker(settings, self.graph)
         self.path_model = path_model(settings)  # the trained retriever when there is one
-        self.embedder = load_embedder(str(self.path_model.model_dir))
+        backend = inference_backend(settings, many)
+        self.embedder = (load_torch_embedder if backend == "torch" else load_embedder)(str(self.path_model.model_dir))
         cache = settings.cache_dir / "paths" / f"{_model_key(self.embedder.model_dir)}.npz"
         self.ranker = PathRanker(self.embedder, cache_file=cache, hop_penalty=self.path_model.hop_penalty)
         self.llm = make_llm(settings)
@@ -67,7 +69,7 @@ class Agent:
                     else ExamplePool.load(settings.fewshot_pool, self.embedder, settings.cache_dir))
             self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens, margin=settings.llm_margin)
             self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens)
-        self.reranker = load_reranker(settings)  # the trained reranker when there is one
+        self.reranker = load_reranker(settings, backend)  # the trained reranker when there is one
 
     def answer(self, question: str, topic: str | None = None) -> Result:
         return self.answer_batch([question], [topic])[0]
@@ -157,7 +159,7 @@ class Agent:
                                    self.settings.max_hops)
         self.ranker.save()
         groups = collect_groups(self.graph, mentions, ranked, [p.index if p.by_llm else None for p in picks],
-                                others, top_topics)
+                                others, top_topics, self.settings.rerank_margin)
         expanded = time.perf_counter()
         masked = [mask_mention(q, m) for q, m in zip(questions, mentions)]
         selected, rerank_ms = self.reranker.rerank_batch(masked, groups, self.graph.degree)

@@ -41,10 +41,11 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     return load_settings(config, overrides)
 
 
-def build_agent(settings: Settings):
+def build_agent(settings: Settings, many: bool = False):
+    """many: for batch and eval runs (see Settings.backend)."""
     from kgqa.agent import Agent
 
-    return Agent(settings)
+    return Agent(settings, many=many)
 
 
 def progress_bar() -> Progress:
@@ -147,7 +148,7 @@ def batch(input_file: Annotated[Path, typer.Argument(help="Questions: .txt (one 
         raise InputError("--resume and --overwrite exclude each other")
     total = count_lines(input_file)
     settings = settings_from(config, graph=graph, llm=llm)
-    agent = build_agent(settings)
+    agent = build_agent(settings, many=True)
     started = time.perf_counter()
     with progress_bar() as progress:
         task = progress.add_task("answering", total=total)
@@ -183,7 +184,7 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
         raise InputError(f"benchmark {bench.name} has no hop {unknown[0]}; it has {bench.hops}")
     settings = settings_from(config, graph=graph, llm=llm)
     per_hop = {h: bench.examples(h, split, limit) for h in hop_list}
-    agent = build_agent(settings)
+    agent = build_agent(settings, many=True)
     report: dict = {"benchmark": bench.name, "split": split, "gold_entities": gold_entities, "limit": limit,
                     "command": "kgqa " + shlex.join(sys.argv[1:]), "settings": settings.to_dict(),
                     "environment": environment(), "hops": {}}

@@ -36,7 +36,13 @@ class Settings:
     """Topic-entity candidates per question whose top paths the reranker scores."""
     linker: str | None = None
     """A trained linker model directory; default: <cache>/models/linker when trained; `names` uses name matching."""
+    rerank_margin: float = 0.2
+    """The reranker scores the paths whose retriever score is within this of the question's best (each
+    distinct path costs one cross-encoder pass); a large value scores every top path."""
     reranker: str | None = None
+    backend: str = "auto"
+    """BERT inference of the reranker: numpy (fp32, no torch import), torch (CUDA when present: bf16,
+    SDPA, compiled), or auto: torch for batch and eval runs when torch is installed, numpy for ask and chat."""
     """A reranker model directory; default: <cache>/models/reranker when trained; `none` turns the reranker off."""
     hop_penalty: float | None = None
     """Score taken off a path per hop beyond the first; default: the value stored with the trained retriever

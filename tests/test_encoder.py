@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kgqa.encoder import SentenceEmbedder
+from kgqa.encoder import SentenceEmbedder, TorchSentenceEmbedder
 
 
 def test_numpy_embeddings_match_sentence_transformers():
@@ -17,6 +17,9 @@ def test_numpy_embeddings_match_sentence_transformers():
     assert ours.shape == (4, 384)
     assert np.abs(ours - reference).max() < 1e-4
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    # the torch twin used for batch and eval runs gives the same vectors, in the input order
+    twin = TorchSentenceEmbedder(batch_size=3).embed(texts)
+    assert twin.shape == (4, 384) and np.abs(twin - reference).max() < 1e-4
 
 
 def test_similar_questions_are_close():

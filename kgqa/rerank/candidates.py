@@ -71,12 +71,14 @@ def rank_other_topics(graph: GraphStore, ranker, mentions: Sequence[Mention | No
 
 def collect_groups(graph: GraphStore, mentions: Sequence[Mention | None], ranked: Sequence[Sequence[PathCandidate]],
                    llm_picks: Sequence[int | None] | None = None, extra_ranked: dict | None = None,
-                   top_topics: int = 2) -> list[list[Group]]:
+                   top_topics: int = 2, margin: float | None = None) -> list[list[Group]]:
     """The groups of every question: its top topic candidates x their ranked paths, walked in batches.
 
     `ranked[i]` are the paths of question i's best topic; `extra_ranked[(i, rank)]` those of its other
     topic candidates. `llm_picks[i]`, when not None, is the index in `ranked[i]` that the LLM chose.
-    Groups that reach no answer are dropped.
+    With `margin`, a path whose retriever score trails the question's best by more than that is left out
+    (the LLM's pick always stays): the cross-encoder costs one BERT pass per distinct path, and a path the
+    retriever puts far behind is next to never the answer. Groups that reach no answer are dropped.
     """
     extra_ranked = extra_ranked or {}
     groups: list[list[Group]] = [[] for _ in mentions]
@@ -88,6 +90,9 @@ def collect_groups(graph: GraphStore, mentions: Sequence[Mention | None], ranked
             for path_rank, candidate in enumerate(paths):
                 groups[i].append(Group(i, name, rank, confidence, degree, candidate.path, candidate.text,
                                        float(candidate.score), path_rank, llm_choice=pick == path_rank))
+        if margin is not None and groups[i]:
+            best = max(g.retriever_score for g in groups[i])
+            groups[i] = [g for g in groups[i] if g.retriever_score >= best - margin or g.llm_choice]
     expand_groups(graph, [g for row in groups for g in row])
     return [[g for g in row if g.evidence] for row in groups]
 
