@@ -24,8 +24,9 @@ from kgqa.types import parse_path
 
 
 def main(file: Path) -> None:
-    rows = [json.loads(line) for line in file.open(encoding="utf-8")]
-    rows = [r for r in rows if r["hop"] == 1 and r["answers"]]
+    every = [json.loads(line) for line in file.open(encoding="utf-8")]
+    every = [r for r in every if r["hop"] == 1]
+    rows = [r for r in every if r["answers"]]  # unanswered questions count as misses below
     if not rows:
         raise SystemExit(f"{file}: no answered 1-hop questions")
     graph = open_graph(load_settings())
@@ -44,11 +45,11 @@ def main(file: Path) -> None:
               "by degree, highest first": lambda row, a: -graph.degree(a),
               "by degree, lowest first": lambda row, a: graph.degree(a),
               "by line in the KB file": kb_position}
-    n = len(rows)
+    n = len(every)
     on_gold_path = [r for r in rows if r["path"] == r["gold_path"]]
     extra = [r for r in on_gold_path if set(r["answers"]) - set(r["gold"])]
-    print(f"{n} answered 1-hop questions; {len(on_gold_path)} on the gold path; {len(extra)} of those reach "
-          f"answers outside the gold set ({100 * len(extra) / n:.2f}%)")
+    print(f"{n} 1-hop questions, {len(rows)} answered, {len(on_gold_path)} on the gold path; {len(extra)} of those "
+          f"reach answers outside the gold set ({100 * len(extra) / n:.2f}%)")
     print("| answer order | Hits@1 |")
     print("|---|---|")
     for name, key in orders.items():
