@@ -155,7 +155,9 @@ class TorchSentenceEmbedder:
     def __init__(self, model_dir: Path | None = None, batch_size: int = 256, device: str | None = None) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
         self.torch = torch
         self.model_dir = Path(model_dir or default_model_path())
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

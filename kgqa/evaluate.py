@@ -147,7 +147,7 @@ def evaluate_hop(answer_batch: Callable[[list[str], list[str | None] | None], li
     n = max(len(examples), 1)
     metrics = {key: round(100 * value / n, 2) for key, value in totals.items()}
     return {"questions": len(examples), **metrics,
-            "throughput_qps": round(len(examples) / elapsed, 1) if elapsed else 0.0,
+            "throughput_qps": round(len(examples) / elapsed, 1) if elapsed else 0.0, "seconds": round(elapsed, 1),
             "stage_ms_mean": {k: round(v / n, 3) for k, v in stage_ms.items()},
             "per_question_mean": {k: round(v / n, 3) for k, v in llm.items()}}, rows
 
@@ -193,6 +193,10 @@ def markdown_summary(report: dict[str, Any]) -> str:
              "|---|---|" + "---|" * len(columns)]
     for hop, values in hops.items():
         lines.append(f"| {hop} | {values['questions']} | " + " | ".join(str(values.get(c, "")) for c in columns) + " |")
+    seconds = [values["seconds"] for values in hops.values() if "seconds" in values]
+    if seconds:
+        lines += ["", f"Answering took {sum(seconds):.0f} s in all ({' + '.join(f'{x:.0f}' for x in seconds)} s per hop; "
+                      "batched, without model loading and the one-at-a-time latency sample)."]
     lines += ["", "Mean stage time per question (ms, batched): " + "; ".join(
         f"hop {hop}: " + ", ".join(f"{k} {v}" for k, v in values["stage_ms_mean"].items())
         for hop, values in hops.items()), "",

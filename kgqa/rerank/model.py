@@ -100,9 +100,11 @@ class TorchCrossEncoder:
         """dtype: "bfloat16" or "float32"; default bf16 on CUDA, fp32 on the CPU."""
         import torch
         from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         from kgqa.rerank.torch_model import load_cross_encoder
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         on_gpu = self.device.startswith("cuda")
