@@ -485,7 +485,7 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
     target = out or reranker_dir(settings)
     store = open_graph(settings)
     with progress_bar() as progress:
-        task = progress.add_task("training the cross-encoder", total=None)
+        task = None if fusion_only else progress.add_task("training the cross-encoder", total=None)
         scoring: dict = {}
 
         def on_step(step: int, total: int, loss: float) -> None:
