@@ -265,10 +265,15 @@ def test_the_reply_streams_and_states_the_graphs_answers(metaqa_graph, server_ur
     assert any(name in result.reply for name in result.answer_names) or result.reply == template
 
 
+def ask_always() -> dict[str, str]:
+    """The environment for CLI tests that ask the LLM for every question, however sure the retriever is."""
+    return {**os.environ, "KGQA_LLM_MARGIN": "2"}
+
+
 def test_cli_reports_an_unreachable_llm_in_one_line():
     url = closed_port_url()
     done = subprocess.run([sys.executable, "-m", "kgqa.cli", "ask", "--llm", url, "who directed Kismet"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=ask_always())
     assert done.returncode == 1
     assert f"LLM server {url} is not reachable" in done.stderr
     assert "Traceback" not in done.stderr
@@ -276,7 +281,8 @@ def test_cli_reports_an_unreachable_llm_in_one_line():
 
 def test_chat_streams_a_reply_from_the_graphs_answers(server_url):
     done = subprocess.run([sys.executable, "-m", "kgqa.cli", "chat", "--llm", server_url, "--explain"],
-                          input="who directed Kismet\nexit\n", capture_output=True, text=True, timeout=600)
+                          input="who directed Kismet\nexit\n", capture_output=True, text=True, timeout=600,
+                          env=ask_always())
     assert done.returncode == 0, done.stderr
     # whichever path the small model picks, the answers and their evidence are that path's in the graph
     assert "entity: Kismet" in done.stdout and "(LLM's choice)" in done.stdout
