@@ -11,7 +11,6 @@ one, its gold path among the pool paths whose wording is closest to it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import zlib
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import numpy as np
 from kgqa.encoder import SentenceEmbedder
 from kgqa.errors import InputError
 from kgqa.llm.base import Messages, count_prompt_tokens
+from kgqa.retrieval.data import read_pool_rows
 from kgqa.retrieval.paths import relation_words, verbalise_path
 from kgqa.types import parse_path
 
@@ -86,15 +86,8 @@ class ExamplePool:
         file = Path(file) if file else default_pool_file()
         if not file.exists():
             raise InputError(f"few-shot pool {file} does not exist")
-        examples = []
-        for line_no, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                examples.append(Example(row["question"], row.get("topic", ""), row["path"], row.get("source", "")))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise InputError(f"{file}, line {line_no}: expected JSON with question, topic and path") from None
+        examples = [Example(row["question"], row.get("topic", ""), row["path"], row.get("source", ""))
+                    for row in read_pool_rows(file)]
         return cls(examples, embedder, cache_dir)
 
     def _question_vectors(self, cache_dir: Path | None) -> np.ndarray:

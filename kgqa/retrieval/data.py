@@ -7,9 +7,11 @@ depend on file order or on a random seed), is kept aside for model selection. Te
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path as FsPath
 
 from kgqa.types import Mention, Path, parse_path
 
@@ -45,6 +47,25 @@ def masked_question(question: str, topic: str) -> str:
     start = question.lower().find(topic.lower())
     end = start + len(topic) if start >= 0 else -1
     return mask_mention(question, Mention(topic, start, end, ()))
+
+
+def read_pool_rows(file: FsPath | str) -> list[dict]:
+    """The rows of a JSONL example pool (few-shot examples, solved questions): one object a line with at
+    least question and path (topic, answers, source optional); blank lines skipped."""
+    from kgqa.errors import InputError
+
+    rows = []
+    for line_no, line in enumerate(FsPath(file).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or "question" not in row or "path" not in row:
+            raise InputError(f"{file}, line {line_no}: expected JSON with question, topic and path")
+        rows.append(row)
+    return rows
 
 
 def is_held_out(question: str, percent: int = HELD_OUT_PERCENT) -> bool:

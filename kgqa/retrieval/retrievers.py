@@ -20,7 +20,7 @@ from kgqa.config import Settings
 from kgqa.encoder import SentenceEmbedder, load_embedder
 from kgqa.errors import InputError, ModelError
 from kgqa.graph.store import GraphStore
-from kgqa.retrieval.data import PathExample, masked_question
+from kgqa.retrieval.data import PathExample, masked_question, read_pool_rows
 from kgqa.retrieval.index import VectorIndex, build_or_load, content_fingerprint, model_fingerprint
 from kgqa.retrieval.model import PathModel, path_model
 from kgqa.retrieval.paths import verbalise_path
@@ -162,17 +162,8 @@ class PathRetriever:
 
 def read_example_file(file: FsPath) -> list[PathExample]:
     """A JSONL pool: one object a line with question, topic, path and optionally answers."""
-    examples = []
-    for line_no, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            examples.append(PathExample(row["question"], row.get("topic", ""), row["path"],
-                                        tuple(row.get("answers", ()))))
-        except (ValueError, KeyError, TypeError):
-            raise InputError(f"{file}, line {line_no}: expected JSON with question, topic and path") from None
-    return examples
+    return [PathExample(row["question"], row.get("topic", ""), row["path"], tuple(row.get("answers", ())))
+            for row in read_pool_rows(file)]
 
 
 class ExampleRetriever:
