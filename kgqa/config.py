@@ -30,6 +30,13 @@ class Settings:
     cache_dir: Path = _default_cache()
     """Where graph caches, path vectors and trained models live."""
     max_hops: int = 3
+    beam_width: int = 10
+    """Partial relation paths the path search keeps at each hop (0: keep all, i.e. enumerate every walkable path)."""
+    relation_shortlist: int = 32
+    """When more steps than this can be walked after a partial path, only the ones nearest the question in the
+    graph's relation index (FAISS) are tried (0: try all)."""
+    walk_cap: int = 10_000
+    """Edges one step of a walk may follow per topic; past it the walk follows that many and says it was capped."""
     top_paths: int = 5
     """How many ranked paths a result lists (the best one is walked; with the reranker, each topic candidate's are)."""
     rerank_topics: int = 2

@@ -8,13 +8,24 @@ from dataclasses import dataclass, field
 from kgqa.types import Path, Step, Triple
 
 
+DEFAULT_WALK_CAP = 10_000
+"""Edges one step of a walk may follow from one topic's frontier before the walk is capped (see `Expansion`)."""
+
+
 @dataclass
 class Expansion:
-    """The entities reached from one topic entity along one path, with one evidence chain each."""
+    """The entities reached from one topic entity along one path, with one evidence chain each.
+
+    A step that would follow more than the store's `walk_cap` edges follows the first `walk_cap` of them
+    (in storage order) and the walk is `capped`: `reached` then counts the edges the capped step had, so a
+    reply can say "showing 50 of 1,204,331". Uncapped, `reached` is the number of answers.
+    """
 
     topic: str
     path: Path
     evidence: dict[str, list[Triple]] = field(default_factory=dict)
+    capped: bool = False
+    reached: int = 0
 
     @property
     def answers(self) -> list[str]:
@@ -29,7 +40,13 @@ def step_triple(step: Step, source: str, target: str) -> Triple:
 
 
 class GraphStore(ABC):
-    """A knowledge graph kgqa can answer over. Entities are identified by their names."""
+    """A knowledge graph kgqa can answer over. Entities are identified by their names.
+
+    Walks (`expand_many`, `next_steps_many`) follow the house rule: a walk of two or more steps never
+    passes back through its topic entity, and each step follows at most `walk_cap` edges per topic.
+    """
+
+    walk_cap: int = DEFAULT_WALK_CAP
 
     @abstractmethod
     def find_entities(self, name: str) -> list[str]:
@@ -63,11 +80,17 @@ class GraphStore(ABC):
         """For each step, the steps that can be walked right after it somewhere in the graph."""
 
     @abstractmethod
-    def reachable_paths(self, topic: str, max_hops: int) -> list[Path]:
-        """Every path of 1..max_hops steps that reaches at least one entity from `topic`."""
+    def next_steps_many(self, topics: list[str], prefixes: list[Path]) -> list[list[Step]]:
+        """For each (topic, prefix) pair: the steps that can be walked from the entities the prefix reaches.
 
-    def reachable_paths_many(self, topics: list[str], max_hops: int) -> list[list[Path]]:
-        return [self.reachable_paths(topic, max_hops) for topic in topics]
+        The empty prefix asks for the steps of the topic itself. Steps come sorted by `str`. A step after a
+        non-empty prefix is walked from the prefix's entities other than the topic (a longer walk never
+        passes back through it). A capped prefix walk looks at its sample only.
+        """
+
+    def identity(self) -> str:
+        """A key that names this graph's content (what trained models and caches are stored under)."""
+        return str(self.stats().get("source", "graph"))
 
     @abstractmethod
     def stats(self) -> dict[str, object]:
