@@ -11,7 +11,7 @@ from pathlib import Path as FsPath
 from kgqa.config import Settings
 from kgqa.encoder import load_embedder, load_torch_embedder
 from kgqa.errors import InputError
-from kgqa.graph import GraphStore, open_graph
+from kgqa.graph import Expansion, GraphStore, open_graph
 from kgqa.linking import make_linker
 from kgqa.llm import make_llm
 from kgqa.llm.tasks import Choice, PathChooser, ReplyWriter
@@ -19,6 +19,7 @@ from kgqa.prompting import ExamplePool
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
+from kgqa.retrieval.search import path_search
 from kgqa.types import Answer, Entity, Mention, Result, format_path, parse_path
 
 NO_ENTITY_REPLY = "I found no entity I know in the question."
@@ -44,8 +45,12 @@ def write_reply(result: Result, limit: int = 10) -> str:
     if not result.answers:
         return f"I know {result.entity}, but found no answer to this question in the graph."
     names = result.answer_names
-    shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-    return f"{shown} ({result.entity}: {verbalise_path(parse_path(result.path or ''))})"
+    total = result.reached if result.capped else len(names)
+    shown = ", ".join(names[:limit]) + (f" and {total - limit:,} more" if total > limit else "")
+    reply = f"{shown} ({result.entity}: {verbalise_path(parse_path(result.path or ''))})"
+    if result.capped:
+        reply += f"; showing {len(names):,} of {result.reached:,} (the walk passes a hub and was capped)"
+    return reply
 
 
 class Agent:
@@ -61,6 +66,7 @@ class Agent:
         self.embedder = (load_torch_embedder if backend == "torch" else load_embedder)(str(self.path_model.model_dir))
         cache = settings.cache_dir / "paths" / f"{_model_key(self.embedder.model_dir)}.npz"
         self.ranker = PathRanker(self.embedder, cache_file=cache, hop_penalty=self.path_model.hop_penalty)
+        self.search = path_search(settings, self.graph, self.ranker)
         self.llm = make_llm(settings)
         self.chooser: PathChooser | None = None
         self.replier: ReplyWriter | None = None
@@ -89,8 +95,7 @@ class Agent:
 
         vectors = self.embedder.embed([mask_mention(q, m) for q, m in zip(questions, mentions)])
         known = [i for i, t in enumerate(chosen) if t is not None]
-        paths = self.graph.reachable_paths_many([chosen[i] for i in known], self.settings.max_hops)
-        ranked_known = self.ranker.rank(vectors[known], paths, self.settings.top_paths)
+        ranked_known = self.search.search_many([chosen[i] for i in known], vectors[known], self.settings.top_paths)
         ranked: list[list] = [[] for _ in questions]
         for i, candidates in zip(known, ranked_known):
             ranked[i] = candidates
@@ -103,14 +108,7 @@ class Agent:
             stages = {"link_ms": linked - started, "retrieve_ms": retrieved - linked, "llm_ms": chose - retrieved}
             return self._answer_reranked(questions, mentions, ranked, picks, vectors, stages, started)
 
-        by_path: dict[tuple, list[int]] = defaultdict(list)
-        for i, candidates in enumerate(ranked):
-            if candidates:
-                by_path[candidates[picks[i].index].path].append(i)
-        expansions = {}
-        for path, rows in by_path.items():
-            for row, expansion in zip(rows, self.graph.expand_many([chosen[r] for r in rows], path)):
-                expansions[row] = expansion
+        walked, expansions = self._walk_best(chosen, ranked, picks)
         expanded = time.perf_counter()
 
         share = 1000.0 / len(questions)
@@ -123,7 +121,7 @@ class Agent:
                             mention=mentions[i].text if mentions[i] else None)
             if ranked[i]:
                 pick = picks[i]
-                best = ranked[i][pick.index]
+                best = ranked[i][walked[i]]
                 result.path = format_path(best.path)
                 result.path_candidates = [{"path": format_path(c.path), "text": c.text, "score": round(c.score, 4)}
                                           for c in ranked[i]]
@@ -136,12 +134,43 @@ class Agent:
                 result.llm_calls, result.prompt_tokens, result.completion_tokens = (
                     pick.calls, pick.prompt_tokens, pick.completion_tokens)
                 expansion = expansions[i]
+                result.capped, result.reached = expansion.capped, expansion.reached
                 result.answers = [Answer(name, round(best.score, 4), expansion.topic, result.path,
                                          [t.as_list() for t in chain])
                                   for name, chain in sorted(expansion.evidence.items())]
             result.reply = write_reply(result)
             results.append(result)
         return results
+
+    def _walk_best(self, topics: list[str | None], ranked: list[list], picks: list[Choice]
+                   ) -> tuple[dict[int, int], dict[int, Expansion]]:
+        """Walk each question's chosen path; where it reaches nothing, the next ranked path that does.
+
+        Returns, per question with candidates, the index of the path walked and its expansion (a path
+        that reaches nothing but the topic can be walkable without answers).
+        """
+        order = {i: [picks[i].index] + [k for k in range(len(c)) if k != picks[i].index]
+                 for i, c in enumerate(ranked) if c}
+        tried = {i: 0 for i in order}
+        expansions: dict[int, Expansion] = {}
+        pending = list(order)
+        while pending:
+            by_path: dict[tuple, list[int]] = defaultdict(list)
+            for i in pending:
+                by_path[ranked[i][order[i][tried[i]]].path].append(i)
+            pending = []
+            for path, rows in by_path.items():
+                for row, expansion in zip(rows, self.graph.expand_many([topics[r] for r in rows], path)):
+                    if expansion.evidence or tried[row] + 1 == len(order[row]):
+                        if expansion.evidence or row not in expansions:
+                            expansions[row] = expansion
+                        if not expansion.evidence:
+                            tried[row] = 0  # nothing anywhere: report the chosen path
+                    else:
+                        expansions.setdefault(row, expansion)
+                        tried[row] += 1
+                        pending.append(row)
+        return {i: order[i][tried[i]] for i in order}, expansions
 
     def stream_reply(self, result: Result) -> Iterator[str]:
         """The reply worded by the LLM from the graph's answers, streamed; without an LLM, the template reply."""
@@ -155,8 +184,7 @@ class Agent:
         """Walk the top paths of the top topic candidates, score the groups in one batch, answer with the winner's."""
         began = time.perf_counter()
         top_topics = max(1, self.settings.rerank_topics)
-        others = rank_other_topics(self.graph, self.ranker, mentions, vectors, top_topics, self.settings.top_paths,
-                                   self.settings.max_hops)
+        others = rank_other_topics(self.search, mentions, vectors, top_topics, self.settings.top_paths)
         self.ranker.save()
         groups = collect_groups(self.graph, mentions, ranked, [p.index if p.by_llm else None for p in picks],
                                 others, top_topics, self.settings.rerank_margin)
@@ -191,6 +219,7 @@ class Agent:
             if selected[i]:
                 best = selected[i][0].group
                 result.entity, result.path = best.topic, format_path(best.path)
+                result.capped, result.reached = best.capped, best.reached
                 result.answers = [Answer(a.name, round(a.score, 4), a.group.topic, format_path(a.group.path),
                                          [t.as_list() for t in a.group.evidence[a.name]]) for a in selected[i]]
             result.reply = write_reply(result)

@@ -97,6 +97,9 @@ class Result:
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    capped: bool = False
+    """The walk passed a hub and was capped: `answers` hold a sample of the `reached` edges' ends."""
+    reached: int = 0
 
     @property
     def answer_names(self) -> list[str]:

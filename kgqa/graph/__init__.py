@@ -31,4 +31,6 @@ def open_graph(settings: Settings) -> GraphStore:
     if not path.exists():
         raise InputError(f"graph file {path} does not exist (use --graph FILE, a neo4j:// URI, or 'metaqa')")
     fmt = "pipe" if settings.graph == BUNDLED_GRAPH else settings.graph_format
-    return EmbeddedGraph.from_file(path, fmt, cache_dir=settings.cache_dir)
+    graph = EmbeddedGraph.from_file(path, fmt, cache_dir=settings.cache_dir)
+    graph.walk_cap = settings.walk_cap
+    return graph

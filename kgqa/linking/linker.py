@@ -361,7 +361,7 @@ class BertLinker:
     def _walkable(self, name: str) -> frozenset[str]:
         steps = self._steps.get(name)
         if steps is None:
-            steps = frozenset(str(path[0]) for path in self.graph.reachable_paths(name, 1))
+            steps = frozenset(str(step) for step in self.graph.next_steps_many([name], [()])[0])
             self._steps[name] = steps
         return steps
 

@@ -44,6 +44,9 @@ class Group:
     """The cross-encoder's logit for (masked question, path text)."""
     score: float = 0.0
     """The fused score: the probability that this group is the question's answer set."""
+    capped: bool = False
+    """The walk was capped (a hub): `reached` counts the edges of its last step, `evidence` holds a sample."""
+    reached: int = 0
 
     @property
     def answers(self) -> list[str]:
@@ -57,15 +60,14 @@ def topic_candidates(mention: Mention | None, limit: int) -> list[tuple[int, str
     return [(rank, e.name, e.degree) for rank, e in enumerate(mention.candidates[:limit])]
 
 
-def rank_other_topics(graph: GraphStore, ranker, mentions: Sequence[Mention | None], question_vectors: np.ndarray,
-                      top_topics: int, top_paths: int, max_hops: int) -> dict[tuple[int, int], list[PathCandidate]]:
-    """The ranked paths of every topic candidate after the best one: {(question, rank): paths}, in one batch."""
+def rank_other_topics(search, mentions: Sequence[Mention | None], question_vectors: np.ndarray, top_topics: int,
+                      top_paths: int) -> dict[tuple[int, int], list[PathCandidate]]:
+    """The searched paths of every topic candidate after the best one: {(question, rank): paths}, in one batch."""
     rows = [(i, rank, name) for i, mention in enumerate(mentions)
             for rank, name, _ in topic_candidates(mention, top_topics) if rank > 0]
     if not rows:
         return {}
-    paths = graph.reachable_paths_many([name for _, _, name in rows], max_hops)
-    ranked = ranker.rank(question_vectors[[i for i, _, _ in rows]], paths, top_paths)
+    ranked = search.search_many([name for _, _, name in rows], question_vectors[[i for i, _, _ in rows]], top_paths)
     return {(i, rank): candidates for (i, rank, _), candidates in zip(rows, ranked)}
 
 
@@ -109,7 +111,7 @@ def expand_groups(graph: GraphStore, groups: Sequence[Group]) -> None:
         by_path[group.path].append(group)
     for path, members in by_path.items():
         for group, expansion in zip(members, graph.expand_many([g.topic for g in members], path)):
-            group.evidence = expansion.evidence
+            group.evidence, group.capped, group.reached = expansion.evidence, expansion.capped, expansion.reached
 
 
 def feature_matrix(groups: Sequence[Group]) -> np.ndarray:

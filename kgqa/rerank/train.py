@@ -37,6 +37,7 @@ from kgqa.rerank.candidates import FEATURES, Group, feature_matrix, select_answe
 from kgqa.rerank.model import FUSION_FILE, MAX_LENGTH, META_FILE, Fusion, Reranker, TorchCrossEncoder, fit_logistic
 from kgqa.retrieval.data import PathExample, stratified_sample
 from kgqa.retrieval.paths import verbalise_path
+from kgqa.retrieval.search import PathSearch, path_search, searched_paths
 from kgqa.types import Path, format_path
 
 
@@ -85,12 +86,13 @@ def _weighted_sample(rng: random.Random, items: list, weights: list[float], k: i
     return [items[i] for i in order[:k]]
 
 
-def make_lists(graph: GraphStore, examples: Sequence[PathExample], negatives: int = 5, max_hops: int = 3,
-               seed: int = 0, retriever_top: Sequence[Sequence[Path]] | None = None,
+def make_lists(search: PathSearch, examples: Sequence[PathExample], negatives: int = 5, seed: int = 0,
+               retriever_top: Sequence[Sequence[Path]] | None = None,
                retriever_negatives: int = 0) -> list[ListExample]:
-    """One list per example whose topic reaches some other path: gold text, then up to `negatives` others."""
+    """One list per example whose topic reaches some other path: gold text, then up to `negatives` others
+    (first the retriever's own top paths when given, then a weighted draw from the paths the search scores)."""
     rng = random.Random(seed)
-    reachable = graph.reachable_paths_many([e.topic for e in examples], max_hops)
+    reachable = searched_paths(search, examples)
     lists = []
     for k, (example, paths) in enumerate(zip(examples, reachable)):
         gold = example.steps
@@ -325,11 +327,9 @@ def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequen
     if not train_examples or not held_examples:
         raise InputError("the reranker needs training examples and held-out examples (dev split into both)")
     sample = stratified_sample(list(train_examples), options.train_questions, options.seed)
-    retriever_top = None
-    if options.retriever_negatives:
-        retriever_top = retriever_paths(settings, graph, sample, options.top_paths)
-    lists = make_lists(graph, sample, options.negatives, settings.max_hops, options.seed, retriever_top,
-                       options.retriever_negatives)
+    search, retriever_top = retriever_paths(settings, graph, sample, options.top_paths)
+    lists = make_lists(search, sample, options.negatives, options.seed,
+                       retriever_top if options.retriever_negatives else None, options.retriever_negatives)
     say(f"{len(lists)} training lists of up to {options.negatives + 1} paths "
         f"({time.perf_counter() - started:.0f} s to build)")
     model, tokenizer, log = fine_tune(lists, options, base_model, on_step)
@@ -414,8 +414,9 @@ def refit_fusion(settings: Settings, graph: GraphStore, held_examples: Sequence[
     return meta
 
 
-def retriever_paths(settings: Settings, graph: GraphStore, examples: Sequence[PathExample], top_k: int) -> list[list[Path]]:
-    """The agent's retriever's top paths from each example's gold topic (for hard negatives)."""
+def retriever_paths(settings: Settings, graph: GraphStore, examples: Sequence[PathExample], top_k: int
+                    ) -> tuple[PathSearch, list[list[Path]]]:
+    """The agent's path search (its retriever, its beam) and its top paths from each example's gold topic."""
     from kgqa.agent import _model_key
     from kgqa.encoder import load_embedder
     from kgqa.retrieval.model import path_model
@@ -425,8 +426,7 @@ def retriever_paths(settings: Settings, graph: GraphStore, examples: Sequence[Pa
     embedder = load_embedder(str(model.model_dir))
     ranker = PathRanker(embedder, cache_file=settings.cache_dir / "paths" / f"{_model_key(embedder.model_dir)}.npz",
                         hop_penalty=model.hop_penalty)
-    vectors = embedder.embed([e.masked for e in examples])
-    ranked = ranker.rank(vectors, graph.reachable_paths_many([e.topic for e in examples], settings.max_hops), top_k)
+    search = path_search(settings, graph, ranker)
+    ranked = [row[:top_k] for row in searched_paths(search, examples)]
     ranker.save()
-    return [[c.path for c in row] for row in ranked]
-
+    return search, ranked

@@ -1,4 +1,4 @@
-"""Path recall: where the gold path lands among the paths reachable from the gold topic entity."""
+"""Path recall: where the gold path lands among the paths the path search scores from the gold topic entity."""
 
 from __future__ import annotations
 
@@ -7,26 +7,29 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kgqa.graph.store import GraphStore
 from kgqa.retrieval.data import PathExample
-from kgqa.retrieval.paths import PathRanker, verbalise_path
+from kgqa.retrieval.paths import verbalise_path
+from kgqa.retrieval.search import PathSearch
 
 MISSING = 10**9
 
 
-def gold_ranks(ranker: PathRanker, graph: GraphStore, examples: Sequence[PathExample], penalties: Sequence[float],
-               max_hops: int = 3, batch: int = 256, on_progress: Callable[[int], None] | None = None
-               ) -> dict[float, np.ndarray]:
-    """For each hop penalty, the 0-based rank of each example's gold path (MISSING when unreachable).
+def gold_ranks(search: PathSearch, examples: Sequence[PathExample], penalties: Sequence[float], batch: int = 256,
+               on_progress: Callable[[int], None] | None = None) -> dict[float, np.ndarray]:
+    """For each hop penalty, the 0-based rank of each example's gold path among the paths the search scores
+    from the gold topic (MISSING when the search does not reach it).
 
-    Ties break as `PathRanker.rank` breaks them (stable order of the reachable paths).
+    The beam compares paths of one length at a time, so which paths it scores does not depend on the
+    penalty; ties break in the search's order (stable).
     """
+    ranker = search.ranker
     ranks = {p: np.full(len(examples), MISSING, np.int64) for p in penalties}
     for start in range(0, len(examples), batch):
         chunk = examples[start:start + batch]
         vectors = ranker.embedder.embed([e.masked for e in chunk])
-        reachable = graph.reachable_paths_many([e.topic for e in chunk], max_hops)
-        for offset, (example, vector, paths) in enumerate(zip(chunk, vectors, reachable)):
+        found = search.search_many([e.topic for e in chunk], vectors, None)
+        for offset, (example, vector, row) in enumerate(zip(chunk, vectors, found)):
+            paths = [c.path for c in row]
             gold = example.steps
             if gold not in paths:
                 continue

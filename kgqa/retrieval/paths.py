@@ -41,6 +41,7 @@ class PathRanker:
         self.hop_penalty = hop_penalty
         self.cache_file = cache_file
         self._vectors: dict[str, np.ndarray] = {}
+        self._texts: dict[Path, str] = {}
         self._dirty = False
         if cache_file is not None and cache_file.exists():
             with np.load(cache_file) as data:
@@ -65,16 +66,25 @@ class PathRanker:
         tmp.replace(self.cache_file)
         self._dirty = False
 
+    def text(self, path: Path) -> str:
+        """The path's verbalisation (memoised: the search asks for the same paths again and again)."""
+        text = self._texts.get(path)
+        if text is None:
+            text = self._texts[path] = verbalise_path(path)
+        return text
+
+    def score(self, question_vector: np.ndarray, paths: list[Path]) -> np.ndarray:
+        """Cosine of the question with each path's text, less `hop_penalty` per hop beyond the first."""
+        if not paths:
+            return np.zeros(0, np.float32)
+        hops = np.array([len(p) - 1 for p in paths], np.float32)
+        return self.path_vectors([self.text(p) for p in paths]) @ question_vector - self.hop_penalty * hops
+
     def rank(self, question_vectors: np.ndarray, paths: list[list[Path]], top_k: int) -> list[list[PathCandidate]]:
-        """The top_k paths of each question, best first."""
+        """The top_k of each question's given paths, best first."""
         ranked = []
         for vector, candidates in zip(question_vectors, paths):
-            texts = [verbalise_path(p) for p in candidates]
-            if not texts:
-                ranked.append([])
-                continue
-            hops = np.array([len(p) - 1 for p in candidates], np.float32)
-            scores = self.path_vectors(texts) @ vector - self.hop_penalty * hops
+            scores = self.score(vector, candidates)
             order = np.argsort(-scores, kind="stable")[:top_k]
-            ranked.append([PathCandidate(candidates[i], texts[i], float(scores[i])) for i in order])
+            ranked.append([PathCandidate(candidates[i], self.text(candidates[i]), float(scores[i])) for i in order])
         return ranked

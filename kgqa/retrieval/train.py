@@ -26,6 +26,7 @@ from pathlib import Path as FsPath
 
 import numpy as np
 
+from kgqa.config import Settings
 from kgqa.encoder import SentenceEmbedder, default_model_path
 from kgqa.errors import InputError, ModelError
 from kgqa.graph.store import GraphStore
@@ -33,6 +34,7 @@ from kgqa.retrieval.data import PathExample
 from kgqa.retrieval.metrics import gold_ranks, recall_table
 from kgqa.retrieval.model import META_FILE
 from kgqa.retrieval.paths import PathRanker, verbalise_path
+from kgqa.retrieval.search import PathSearch, path_search, searched_paths
 from kgqa.types import Path, format_path
 
 
@@ -80,13 +82,14 @@ def hard_negative(rng: random.Random, gold: Path, reachable: Sequence[Path], exc
     return rng.choices(candidates, weights)[0]
 
 
-def make_triplets(graph: GraphStore, examples: Sequence[PathExample], max_hops: int = 3, seed: int = 0,
+def make_triplets(search: PathSearch, examples: Sequence[PathExample], seed: int = 0,
                   excluded: Sequence[str] = ()) -> list[Triplet]:
-    """One (masked question, gold path text, hard negative text) triplet per example not on an excluded path."""
+    """One (masked question, gold path text, hard negative text) triplet per example not on an excluded path;
+    negatives are drawn from the paths the search scores for the example."""
     rng = random.Random(seed)
     excluded_set = set(excluded)
     kept = [e for e in examples if e.path not in excluded_set]
-    reachable = graph.reachable_paths_many([e.topic for e in kept], max_hops)
+    reachable = searched_paths(search, kept)
     triplets = []
     for example, paths in zip(kept, reachable):
         negative = hard_negative(rng, example.steps, paths, excluded_set)
@@ -212,8 +215,7 @@ def fine_tune(base_model: FsPath, triplets: Sequence[Triplet], options: TrainOpt
 def choose_hop_penalty(embedder: SentenceEmbedder, graph: GraphStore, examples: Sequence[PathExample],
                        grid: Sequence[float], max_hops: int = 3) -> tuple[float, dict]:
     """The penalty with the best recall@1 on `examples` (the smaller one on a tie), and every penalty's table."""
-    ranker = PathRanker(embedder)
-    ranks = gold_ranks(ranker, graph, examples, grid, max_hops)
+    ranks = gold_ranks(training_search(graph, PathRanker(embedder), max_hops), examples, grid)
     tables = {str(p): recall_table(examples, ranks[p]) for p in grid}
     best = max(grid, key=lambda p: (tables[str(p)]["all"]["recall@1"], -p))
     return best, tables
@@ -239,7 +241,8 @@ def train_retriever(graph: GraphStore, train_examples: Sequence[PathExample], he
         raise InputError("no training examples left")
     say(f"preparing up to {options.max_pairs} triplets from {len(pool)} training questions")
     sample = stratified_sample(pool, options.max_pairs, options.seed)
-    triplets = make_triplets(graph, sample, options.max_hops, options.seed, sorted(held_out))
+    base_search = training_search(graph, PathRanker(SentenceEmbedder(base_model)), options.max_hops)
+    triplets = make_triplets(base_search, sample, options.seed, sorted(held_out))
 
     model, log = fine_tune(base_model, triplets, options, on_step)
 
@@ -287,8 +290,13 @@ def _held_out_recall(selection: Sequence[PathExample], tables: dict, penalty: fl
     rows = [e for e in selection if e.path in held_out]
     if not rows:
         return None
-    ranks = gold_ranks(PathRanker(embedder), graph, rows, [penalty], options.max_hops)[penalty]
+    ranks = gold_ranks(training_search(graph, PathRanker(embedder), options.max_hops), rows, [penalty])[penalty]
     return recall_table(rows, ranks)
+
+
+def training_search(graph: GraphStore, ranker: PathRanker, max_hops: int) -> PathSearch:
+    """The agent's path search with the default beam: training sees the candidates answering will see."""
+    return path_search(Settings(max_hops=max_hops), graph, ranker)
 
 
 def _replace_dir(new: FsPath, target: FsPath) -> None:
