@@ -28,8 +28,10 @@ app.add_typer(kg_app, name="kg")
 app.add_typer(train_app, name="train")
 app.add_typer(index_app, name="index")
 
-console = Console()
-err = Console(stderr=True)
+# Text from the graph or the user is printed through escape(): names may contain "[red]" or "[/bold]".
+# emoji=False: a name like "Bob :smile:" is printed as it is.
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 GraphOpt = Annotated[Optional[str], typer.Option("--graph", "-g", help="'metaqa' (bundled), a triples file, or neo4j://host:port.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML config file.")]
@@ -57,12 +59,13 @@ def progress_bar() -> Progress:
 
 
 def render_result(result: Result, explain: bool, show_reply: bool = True) -> None:
+    """The reply, and with `explain` the entity, paths, evidence and timings; every text from the graph escaped."""
     if show_reply:
-        console.print(f"[bold]{result.reply}[/bold]")
+        console.print(f"[bold]{escape(result.reply)}[/bold]")
     if not explain:
         return
-    console.print(f"entity: [cyan]{result.entity}[/cyan]  (mention: {result.mention!r})")
-    console.print(f"path:   [green]{result.path}[/green]")
+    console.print(f"entity: [cyan]{escape(str(result.entity))}[/cyan]  (mention: {escape(repr(result.mention))})")
+    console.print(f"path:   [green]{escape(str(result.path))}[/green]")
     if result.path_candidates:
         reranked = "rerank" in result.path_candidates[0]
         columns = ("topic", "path", "verbalised", "retriever", "reranker") if reranked else ("path", "verbalised", "score")
@@ -70,13 +73,13 @@ def render_result(result: Result, explain: bool, show_reply: bool = True) -> Non
         for c in result.path_candidates:
             mark = " [magenta](LLM's choice)[/magenta]" if c.get("llm_choice") else ""
             mark += f" [yellow](LLM: {escape(c['llm_fallback'])})[/yellow]" if c.get("llm_fallback") else ""
-            row = [c["path"], c["text"] + mark, f"{c['score']:.3f}"]
-            paths.add_row(*([c["topic"], *row, f"{c['rerank']:.3f}"] if reranked else row))
+            row = [escape(c["path"]), escape(c["text"]) + mark, f"{c['score']:.3f}"]
+            paths.add_row(*([escape(c["topic"]), *row, f"{c['rerank']:.3f}"] if reranked else row))
         console.print(paths)
     if result.answers:
         evidence = Table("answer", "score", "evidence", title="answers and evidence")
         for a in result.answers[:25]:
-            evidence.add_row(a.name, f"{a.score:.3f}", "\n".join(" | ".join(t) for t in a.evidence))
+            evidence.add_row(escape(a.name), f"{a.score:.3f}", escape("\n".join(" | ".join(t) for t in a.evidence)))
         if len(result.answers) > 25:
             evidence.add_row(f"… {len(result.answers) - 25} more", "", "")
         console.print(evidence)
@@ -131,21 +134,20 @@ def chat(explain: Annotated[bool, typer.Option("--explain", "-e", help="Show the
                 render_result(result, explain, show_reply=False)
             else:
                 render_result(result, explain)
-        except LLMError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+        except KgqaError as exc:  # this question failed; the next one may not
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
 
 
 @app.command()
 def batch(input_file: Annotated[Path, typer.Argument(help="Questions: .txt (one a line), MetaQA .tsv, or .jsonl with id and question.")],
-          output: Annotated[Path, typer.Option("--output", "-o", help="JSONL output, one record per input line.")],
+          output: Annotated[Path, typer.Option("--output", "-o", help="JSONL output, one record per non-blank input line.")],
           resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run, skipping ids already written.")] = False,
           overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
           graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
-    """Answer a file of questions into JSONL; bad lines are reported and skipped."""
-    from kgqa.batch import count_lines, run_batch
+    """Answer a file of questions into JSONL; a bad line or a question that fails gets an error record and the run goes on."""
+    from kgqa.batch import check_output, count_lines, run_batch
 
-    if resume and overwrite:
-        raise InputError("--resume and --overwrite exclude each other")
+    check_output(input_file, output, resume, overwrite)  # before loading any model
     total = count_lines(input_file)
     settings = settings_from(config, graph=graph, llm=llm)
     agent = build_agent(settings, many=True)
@@ -154,11 +156,13 @@ def batch(input_file: Annotated[Path, typer.Argument(help="Questions: .txt (one 
         task = progress.add_task("answering", total=total)
         summary = run_batch(agent.answer_batch, input_file, output, resume=resume, overwrite=overwrite,
                             chunk_size=settings.batch_size, on_progress=lambda n: progress.advance(task, n),
-                            on_bad_line=lambda m: progress.console.print(f"[yellow]skipped {input_file}, {m}[/yellow]"))
+                            on_bad_line=lambda m: progress.console.print(f"[yellow]{escape(f'{input_file}, {m}')}[/yellow]"),
+                            on_note=lambda m: progress.console.print(f"[yellow]{escape(m)}[/yellow]"))
     elapsed = time.perf_counter() - started
     rate = summary.answered / elapsed if elapsed else 0.0
-    err.print(f"answered {summary.answered}, already done {summary.skipped_done}, bad lines {len(summary.bad_lines)} "
-              f"→ {output} ({rate:.1f} questions/s)")
+    err.print(escape(f"answered {summary.answered}, failed {len(summary.failed)}, already done {summary.skipped_done}, "
+                     f"bad lines {len(summary.bad_lines)}, blank lines {summary.blank_lines} → {output} "
+                     f"({rate:.1f} questions/s)"))
 
 
 @app.command("eval")
@@ -167,12 +171,13 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
              split: Annotated[str, typer.Option(help="Which split (test is for evaluation only).")] = "test",
              limit: Annotated[Optional[int], typer.Option(help="At most this many questions per hop.")] = None,
              gold_entities: Annotated[bool, typer.Option("--gold-entities", help="Give the agent the gold topic entity.")] = False,
-             out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default eval/runs/<time>).")] = None,
+             out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default eval/runs/<time>); each hop's report is written as it finishes.")] = None,
+             resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: answer only the hops it has not finished.")] = False,
              data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
              graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False,
              llm: LlmOpt = None) -> None:
     """Run a benchmark: Hits@1, F1, stage accuracies, latency and throughput per hop."""
-    from kgqa.evaluate import Benchmark, environment, evaluate_hop, measure_latency, write_report
+    from kgqa.evaluate import Benchmark, environment, evaluate_hop, measure_latency, open_run, write_hop
 
     bench = Benchmark.load(benchmark, str(data) if data else None)
     try:
@@ -182,23 +187,27 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
     unknown = sorted(set(hop_list) - set(bench.hops))
     if unknown:
         raise InputError(f"benchmark {bench.name} has no hop {unknown[0]}; it has {bench.hops}")
+    if resume and out is None:
+        raise InputError("--resume needs --out: the report folder of the run to continue")
     settings = settings_from(config, graph=graph, llm=llm)
-    per_hop = {h: bench.examples(h, split, limit) for h in hop_list}
-    agent = build_agent(settings, many=True)
     report: dict = {"benchmark": bench.name, "split": split, "gold_entities": gold_entities, "limit": limit,
                     "command": "kgqa " + shlex.join(sys.argv[1:]), "settings": settings.to_dict(),
                     "environment": environment(), "hops": {}}
-    rows: list = []
+    examples_per_hop = {h: bench.examples(h, split, limit) for h in hop_list}  # bad data: fail before writing
+    out_dir = out or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
+    report, note = open_run(out_dir, report, resume)
+    if note:
+        err.print(escape(note))
+    per_hop = {h: examples for h, examples in examples_per_hop.items() if str(h) not in report["hops"]}
+    json_file, md_file = out_dir / "report.json", out_dir / "summary.md"
+    agent = build_agent(settings, many=True) if per_hop else None
     with progress_bar() as progress:
         for hop, examples in per_hop.items():
             task = progress.add_task(f"{hop}-hop", total=len(examples))
             metrics, hop_rows = evaluate_hop(agent.answer_batch, examples, gold_entities, settings.batch_size,
                                              on_progress=lambda n, t=task: progress.advance(t, n))
             metrics.update(measure_latency(agent.answer, examples[:bench.latency_sample], gold_entities))
-            report["hops"][str(hop)] = metrics
-            rows += [{"hop": hop, **r} for r in hop_rows]
-    out_dir = out or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
-    json_file, md_file = write_report(report, rows, out_dir)
+            json_file, md_file = write_hop(out_dir, report, hop, metrics, hop_rows)  # on disk before the next hop
     if json_out:
         print(json.dumps(report, indent=2))
         return
@@ -215,7 +224,7 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
             console.print(f"hop {hop}, LLM per question: {per_q['llm_calls']:.2f} calls, {per_q['prompt_tokens']:.1f} "
                           f"prompt and {per_q['completion_tokens']:.1f} completion tokens, "
                           f"{m['stage_ms_mean'].get('llm_ms', 0.0):.1f} ms")
-    console.print(f"report: {json_file}  summary: {md_file}")
+    console.print(escape(f"report: {json_file}  summary: {md_file}"))
 
 
 @kg_app.command("load")
@@ -239,14 +248,14 @@ def kg_load(file: Annotated[Path, typer.Argument(help="Triples: subject|relation
         load_into_neo4j(settings, file, fmt, json_out)
         return
     started = time.perf_counter()
-    with err.status(f"loading {file} …"):
+    with err.status(escape(f"loading {file} …")):
         graph = EmbeddedGraph.from_file(file, fmt, cache_dir=settings.cache_dir)
     stats = graph.stats() | {"load_seconds": round(time.perf_counter() - started, 3)}
     if json_out:
         print(json.dumps(stats, indent=2))
         return
     print_stats(stats)
-    console.print(f"Ask with: kgqa ask --graph {shlex.quote(str(file))} \"...\"  (or set KGQA_GRAPH)")
+    console.print(escape(f"Ask with: kgqa ask --graph {shlex.quote(str(file))} \"...\"  (or set KGQA_GRAPH)"))
 
 
 def load_into_neo4j(settings: Settings, file: Path, fmt: str | None, json_out: bool) -> None:
@@ -271,9 +280,9 @@ def load_into_neo4j(settings: Settings, file: Path, fmt: str | None, json_out: b
         print(json.dumps(stats, indent=2))
         return
     print_stats(stats)
-    err.print(f"loaded {summary.triples:,} triples from {file} in {summary.seconds:.1f} s "
-              f"({summary.triples_created:,} new, {summary.entities_created:,} new entities)")
-    console.print(f"Ask with: kgqa ask --graph {settings.graph} \"...\"  (password from KGQA_NEO4J_PASSWORD)")
+    err.print(escape(f"loaded {summary.triples:,} triples from {file} in {summary.seconds:.1f} s "
+                     f"({summary.triples_created:,} new, {summary.entities_created:,} new entities)"))
+    console.print(escape(f"Ask with: kgqa ask --graph {settings.graph} \"...\"  (password from KGQA_NEO4J_PASSWORD)"))
 
 
 @kg_app.command("stats")
@@ -291,11 +300,11 @@ def kg_stats(graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt
 
 
 def print_stats(stats: dict) -> None:
-    console.print(f"[bold]{stats['source']}[/bold]: {stats['entities']:,} entities, {stats['triples']:,} triples, "
+    console.print(f"[bold]{escape(str(stats['source']))}[/bold]: {stats['entities']:,} entities, {stats['triples']:,} triples, "
                   f"{stats['relations']} relations")
     table = Table("relation", "triples")
     for relation, count in stats["triples_per_relation"].items():
-        table.add_row(relation, f"{count:,}")
+        table.add_row(escape(relation), f"{count:,}")
     console.print(table)
 
 
@@ -529,7 +538,7 @@ def main() -> None:
     try:
         app()
     except KgqaError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line, however narrow the terminal
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, however narrow the terminal
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -170,16 +170,121 @@ def environment() -> dict[str, Any]:
 
 
 def write_report(report: dict[str, Any], rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
-    """report.json, predictions.jsonl and summary.md in `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_file = out_dir / "report.json"
-    json_file.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    """report.json, predictions.jsonl and summary.md in `out_dir`, all at once."""
+    _make_dir(out_dir)
     with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    md_file = out_dir / "summary.md"
-    md_file.write_text(markdown_summary(report))
+    return _write_summary(report, out_dir)
+
+
+# ---- a run written hop by hop, and resumed -------------------------------------------------------------
+
+RUN_OPTIONS = ("benchmark", "split", "gold_entities", "limit", "settings")
+"""What must be the same for --resume to add hops to an earlier report."""
+
+
+def _make_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
+    if not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is not a folder")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a kill leaves the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _write_summary(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    json_file, md_file = out_dir / "report.json", out_dir / "summary.md"
+    _replace(json_file, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _replace(md_file, markdown_summary(report))
     return json_file, md_file
+
+
+def _plain(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _difference(key: str, before: Any, now: Any) -> str:
+    if isinstance(before, dict) and isinstance(now, dict):
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if changed:
+            k = changed[0]
+            return f"setting {k} was {before.get(k)!r}, now {now.get(k)!r}"
+    return f"{key} was {before!r}, now {now!r}"
+
+
+def open_run(out_dir: Path, report: dict[str, Any], resume: bool) -> tuple[dict[str, Any], str | None]:
+    """The report this run fills in, and a note for the user.
+
+    Without `resume`, a folder that already holds a report is refused. With it, the earlier report's
+    finished hops are kept (with their predictions; rows of a hop that did not finish are dropped), when it
+    was made with the same options; a folder without a report starts a new run."""
+    _make_dir(out_dir)
+    file, predictions = out_dir / "report.json", out_dir / "predictions.jsonl"
+    if file.exists() and not resume:
+        raise InputError(f"{out_dir} already holds an eval report: pass --resume to continue it, "
+                         "or choose another --out")
+    if not file.exists():
+        predictions.write_text("", encoding="utf-8")  # rows of a hop that never finished, if any
+        note = f"{file} does not exist yet: starting from the first hop" if resume else None
+        return report, note
+    try:
+        earlier = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{file} is not a kgqa eval report ({exc}): choose another --out") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("hops"), dict):
+        raise InputError(f"{file} is not a kgqa eval report (no 'hops'): choose another --out")
+    for key in RUN_OPTIONS:
+        if _plain(earlier.get(key)) != _plain(report[key]):
+            raise InputError(f"{file} was made with other options ({_difference(key, earlier.get(key), report[key])}): "
+                             "resume with the same options, or choose another --out")
+    finished = set(earlier["hops"])
+    _keep_rows(predictions, finished)
+    resumed = [*earlier.get("resumed", []), {"command": report["command"], "date": report["environment"]["date"]}]
+    note = (f"continuing {file}: hops {', '.join(sorted(finished, key=int))} already done" if finished else None)
+    return {**earlier, "resumed": resumed}, note
+
+
+def _keep_rows(predictions: Path, hops: set[str]) -> None:
+    """Keep the prediction rows of finished hops only (a kill may have cut a hop's rows short)."""
+    if not predictions.exists():
+        if hops:
+            raise InputError(f"{predictions} is missing, but {predictions.parent / 'report.json'} has hops "
+                             f"{', '.join(sorted(hops))}: choose another --out")
+        return
+    kept = []
+    for raw in predictions.read_bytes().split(b"\n"):
+        try:
+            row = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue  # a row cut by a kill, or a blank line
+        if isinstance(row, dict) and str(row.get("hop")) in hops:
+            kept.append(raw.decode("utf-8") + "\n")
+    _replace(predictions, "".join(kept))
+
+
+def write_hop(out_dir: Path, report: dict[str, Any], hop: int, metrics: dict[str, Any],
+              rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """Add one finished hop: its prediction rows (appended, on disk first), then report.json and summary.md."""
+    with (out_dir / "predictions.jsonl").open("a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps({"hop": hop, **row}, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    report["hops"][str(hop)] = metrics
+    report["hops"] = dict(sorted(report["hops"].items(), key=lambda item: int(item[0])))
+    return _write_summary(report, out_dir)
 
 
 def markdown_summary(report: dict[str, Any]) -> str:
