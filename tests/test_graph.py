@@ -80,24 +80,63 @@ def test_unknown_relation_and_entity_are_clear_errors(graph):
         graph.expand("Casablanca", parse_path("directed_by"))
 
 
-def test_reachable_paths_and_follows(graph):
-    paths = {"|".join(str(s) for s in p) for p in graph.reachable_paths("William Dieterle", 2)}
-    assert "directed_by_inv" in paths
-    assert "directed_by_inv|in_language" in paths
-    assert "starred_actors" not in paths  # a director starred in nothing here
+def test_next_steps_and_follows(graph):
+    steps = graph.next_steps_many(["William Dieterle", "William Dieterle", "Kismet"],
+                                  [(), parse_path("directed_by_inv"), parse_path("starred_actors")])
+    assert steps[0] == [Step("directed_by", True)]          # a director starred in nothing here
+    assert steps[1] == sorted([Step("directed_by"), Step("in_language"), Step("release_year"),
+                               Step("starred_actors")], key=str)
+    # from Kismet's stars, onwards: Kismet itself is never walked through again, so only the stars'
+    # other films' steps count (Dishonored, Random Harvest: starred_actors reversed)
+    assert steps[2] == [Step("starred_actors", True)]
     follows = graph.follows()
     assert Step("release_year") in follows[Step("directed_by", True)]
     assert follows[Step("release_year")] == [Step("release_year", True)]
 
 
+def test_walks_are_capped_per_topic_and_say_so():
+    hub = [("Hub", "links", f"leaf {i:03d}") for i in range(250)] + [("Small", "links", "leaf 001")]
+    graph = EmbeddedGraph.from_triples(hub)
+    graph.walk_cap = 100
+    big, small = graph.expand_many(["Hub", "Small"], parse_path("links"))
+    assert big.capped and big.reached == 250 and len(big.answers) == 100
+    assert set(big.answers) <= {f"leaf {i:03d}" for i in range(250)}
+    assert not small.capped and small.reached == 1 and small.answers == ["leaf 001"]
+    # two hops: the leaves' way back to the hubs is capped as well, the evidence chains stay true
+    back = graph.expand("Small", parse_path("links|links_inv"))
+    assert back.answers == ["Hub"] and back.evidence["Hub"][-1] == Triple("Hub", "links", "leaf 001")
+    assert graph.next_steps_many(["Small"], [parse_path("links")]) == [[Step("links", True)]]
+
+
 def test_cache_round_trip_is_fast_and_equal(tiny_kb, tmp_path):
     built = EmbeddedGraph.from_file(tiny_kb, cache_dir=tmp_path)
-    assert list((tmp_path / "graphs").glob("*.npz"))
+    assert len([p for p in (tmp_path / "graphs").iterdir() if (p / "meta.json").exists()]) == 1
     started = time.perf_counter()
     loaded = EmbeddedGraph.from_file(tiny_kb, cache_dir=tmp_path)
     assert time.perf_counter() - started < 1.0
-    assert loaded.names == built.names
-    assert loaded.stats()["triples"] == built.stats()["triples"]
+    assert loaded.entity_names() == built.entity_names()
+    assert loaded.stats() == built.stats()
+    assert loaded.identity() == built.identity()
+
+
+def test_second_start_does_not_read_the_triples_file(tiny_kb, tmp_path, monkeypatch):
+    import kgqa.graph.loaders as loaders
+
+    copy = tmp_path / "kb.txt"
+    copy.write_bytes(tiny_kb.read_bytes())
+    EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c")
+    opened = []
+    real_open = open
+
+    def spy(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    monkeypatch.setattr(loaders, "read_columns", lambda *a, **k: pytest.fail("the triples were read again"))
+    again = EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c")
+    assert again.expand("Kismet", parse_path("directed_by")).answers == ["William Dieterle"]
+    assert str(copy) not in opened
 
 
 def test_cache_rebuilds_when_file_changes(tiny_kb, tmp_path):
@@ -106,6 +145,25 @@ def test_cache_rebuilds_when_file_changes(tiny_kb, tmp_path):
     EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c")
     copy.write_text(tiny_kb.read_text() + "Casablanca|directed_by|Michael Curtiz\n")
     assert EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c").find_entities("casablanca") == ["Casablanca"]
+
+
+def test_same_content_same_identity_whatever_the_path(tiny_kb, tmp_path):
+    copy = tmp_path / "elsewhere.txt"
+    copy.write_bytes(tiny_kb.read_bytes())
+    a = EmbeddedGraph.from_file(tiny_kb, cache_dir=tmp_path / "c")
+    b = EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c")
+    assert a.identity() == b.identity()
+    copy.write_text(copy.read_text() + "Gilda|release_year|1946\n")
+    assert EmbeddedGraph.from_file(copy, cache_dir=tmp_path / "c").identity() != a.identity()
+
+
+def test_names_with_newlines_bars_and_accents_survive_the_cache(tmp_path):
+    graph = EmbeddedGraph.from_triples([("Café Müller", "r", "a\nb"), ("ΟΔΟΣ", "r", "x")])
+    graph.save(tmp_path / "g")
+    loaded = EmbeddedGraph.load(tmp_path / "g")
+    assert loaded.entity_names() == ["Café Müller", "ΟΔΟΣ", "a\nb", "x"]
+    assert loaded.find_entities("café müller") == ["Café Müller"]
+    assert loaded.neighbours("ΟΔΟΣ", Step("r")) == ["x"]
 
 
 def test_metaqa_examples(metaqa_graph):

@@ -18,7 +18,9 @@ from kgqa.rerank.candidates import feature_matrix, select_answers
 from kgqa.rerank.model import FUSION_FILE, fit_logistic, length_batches, unique_pairs
 from kgqa.rerank.train import ListExample, RerankOptions, fine_tune, fit_fusion, group_labels, make_lists
 from kgqa.retrieval.data import PathExample
-from kgqa.retrieval.paths import verbalise_path
+from kgqa.encoder import SentenceEmbedder
+from kgqa.retrieval.paths import PathRanker, verbalise_path
+from kgqa.retrieval.search import PathSearch
 from kgqa.types import Entity, Mention, PathCandidate, format_path, parse_path
 
 NUMPY_TORCH_TOLERANCE = 1e-4
@@ -244,9 +246,10 @@ def test_make_lists_puts_gold_first_and_negatives_reachable(graph):
     examples = [PathExample("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",)),
                 PathExample("what films did Marlene Dietrich act in", "Marlene Dietrich", "starred_actors_inv",
                             ("Kismet", "Dishonored"))]
-    lists = make_lists(graph, examples, negatives=3, max_hops=2, seed=0)
+    search = PathSearch(graph, PathRanker(SentenceEmbedder()), 2, beam_width=0, shortlist=0)
+    lists = make_lists(search, examples, negatives=3, seed=0)
     assert [l.texts[0] for l in lists] == ["directed by", "reverse of starred actors"]
-    reachable = {verbalise_path(p) for p in graph.reachable_paths("Kismet", 2)}
+    reachable = {c.text for c in search.search_many(["Kismet"], SentenceEmbedder().embed(["x"]), None)[0]}
     assert len(lists[0].texts) == 4 and set(lists[0].texts) <= reachable
     assert len(set(lists[0].texts)) == 4
     assert lists[0].question == "who directed something"

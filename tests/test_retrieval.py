@@ -17,10 +17,11 @@ from kgqa.retrieval.data import PathExample, is_held_out, masked_question, split
 from kgqa.retrieval.facts import FactRetriever, neighbourhood
 from kgqa.retrieval.index import VectorIndex, build_or_load, content_fingerprint, model_fingerprint
 from kgqa.retrieval.model import META_FILE, path_model, retriever_dir
-from kgqa.retrieval.retrievers import (EntityRetriever, ExampleRetriever, PathRetriever, build_indexes, graph_key,
-                                       index_root, schema_paths)
+from kgqa.retrieval.paths import PathRanker
+from kgqa.retrieval.retrievers import EntityRetriever, ExampleRetriever, build_indexes, graph_key, index_root
+from kgqa.retrieval.search import PathSearch
 from kgqa.retrieval.train import Triplet, batches_without_duplicates, make_triplets
-from kgqa.types import Mention, format_path, parse_path
+from kgqa.types import Mention, format_path
 
 # questions about the tiny graph (tests/data/tiny_kb.txt), with their gold paths
 TRAIN = [
@@ -83,13 +84,6 @@ def test_stratified_sample_spreads_over_paths():
 # ---- indexes -----------------------------------------------------------------------------------
 
 
-def test_schema_paths_follow_the_graph(graph):
-    paths = {format_path(p) for p in schema_paths(graph, 2)}
-    assert {"directed_by", "starred_actors_inv", "directed_by|directed_by_inv", "directed_by_inv|release_year"} <= paths
-    assert "release_year|directed_by" not in paths  # after release_year we stand on a year
-    assert all(len(parse_path(p)) <= 2 for p in paths)
-
-
 def test_vector_index_search_subset_and_disk(tmp_path):
     vectors = np.eye(4, dtype=np.float32)
     index = VectorIndex(vectors, [{"n": i} for i in range(4)], "fp1")
@@ -117,29 +111,6 @@ def test_build_or_load_rebuilds_only_on_a_new_fingerprint(tmp_path):
     assert len(calls) == 2
     assert content_fingerprint("paths", "m1", ["x"]) != content_fingerprint("paths", "m2", ["x"])
     assert content_fingerprint("paths", "m1", ["x"]) != content_fingerprint("paths", "m1", ["x", "y"])
-
-
-def test_path_retriever_ranks_reachable_paths(graph, embedder, tmp_path):
-    retriever, built = PathRetriever.build(graph, embedder, tmp_path / "paths", hop_penalty=0.1, max_hops=2)
-    assert built
-    hits = retriever.search("who directed Kismet", k=3, topic="Kismet")
-    assert format_path(hits[0].path) == "directed_by"
-    reachable = set(graph.reachable_paths("Kismet", 2))
-    assert all(h.path in reachable for h in hits) and len(hits) == 3
-    assert hits[0].score >= hits[1].score >= hits[2].score
-    assert format_path(retriever.search("what language is Kismet in", 1, "Kismet")[0].path) == "in_language"
-    assert len(retriever.search("who directed something", k=5)) == 5  # no topic: the whole schema
-
-
-def test_path_index_rebuilds_when_the_graph_changes(graph, embedder, tmp_path):
-    folder = tmp_path / "paths"
-    assert PathRetriever.build(graph, embedder, folder, max_hops=2)[1] is True
-    assert PathRetriever.build(graph, embedder, folder, max_hops=2)[1] is False
-    bigger = EmbeddedGraph.from_triples([("Kismet", "directed_by", "William Dieterle"),
-                                         ("Kismet", "written_by", "Edward Knoblock")])
-    retriever, built = PathRetriever.build(bigger, embedder, folder, max_hops=2)
-    assert built is True
-    assert {format_path(p) for p in retriever.paths} >= {"written_by", "written_by_inv"}
 
 
 def test_example_retriever_finds_questions_of_the_same_shape(embedder, tmp_path):
@@ -181,8 +152,8 @@ def test_build_indexes_saves_under_the_cache(graph):
 # ---- training ----------------------------------------------------------------------------------
 
 
-def test_triplets_use_reachable_hard_negatives_and_skip_held_out_paths(graph):
-    triplets = make_triplets(graph, TRAIN, max_hops=2, excluded=["in_language"])
+def test_triplets_use_reachable_hard_negatives_and_skip_held_out_paths(graph, embedder):
+    triplets = make_triplets(PathSearch(graph, PathRanker(embedder), 2), TRAIN, excluded=["in_language"])
     assert len(triplets) == len(TRAIN) - 1
     for t, e in zip(triplets, [e for e in TRAIN if e.path != "in_language"]):
         assert t.question == e.masked and "something" in t.question
@@ -214,7 +185,9 @@ def margins(embedder: SentenceEmbedder, graph, examples) -> np.ndarray:
     """cos(question, gold path) minus the best cos(question, other reachable path)."""
     from kgqa.retrieval.paths import verbalise_path
 
-    reachable = [graph.reachable_paths(e.topic, 2) for e in examples]
+    exhaustive = PathSearch(graph, PathRanker(embedder), 2, beam_width=0, shortlist=0)
+    found = exhaustive.search_many([e.topic for e in examples], embedder.embed([e.masked for e in examples]), None)
+    reachable = [[c.path for c in row] for row in found]
     texts = sorted({verbalise_path(p) for paths in reachable for p in paths})
     vectors = dict(zip(texts, embedder.embed(texts)))
     out = []
@@ -247,8 +220,9 @@ def test_training_widens_the_margin_and_keeps_unseen_paths(graph, trained, embed
     seen = [e for e in TRAIN if e.path != "in_language"]
     assert margins(tuned, graph, seen).mean() > margins(embedder, graph, seen).mean()
     # in_language never took part in training, yet its question still finds it
-    retriever, _ = PathRetriever.build(graph, tuned, None, max_hops=2)
-    assert format_path(retriever.search("what language is Kismet in", 1, "Kismet")[0].path) == "in_language"
+    search = PathSearch(graph, PathRanker(tuned), 2)
+    best = search.search_many(["Kismet"], tuned.embed(["what language is something in"]), 1)[0][0]
+    assert format_path(best.path) == "in_language"
 
 
 def test_a_trained_retriever_is_picked_up_and_forces_a_rebuild(graph, trained, tmp_path):
@@ -256,7 +230,7 @@ def test_a_trained_retriever_is_picked_up_and_forces_a_rebuild(graph, trained, t
     settings = load_settings(overrides={"cache_dir": tmp_path, "max_hops": 2})
     assert path_model(settings).model_dir == default_model_path()
     assert path_model(settings).hop_penalty == 0.1
-    before = build_indexes(settings, graph, ["paths"])[0]
+    before = build_indexes(settings, graph, ["entities"])[0]
     shutil.copytree(folder, retriever_dir(settings))
     chosen = path_model(settings)
     assert chosen.model_dir == retriever_dir(settings) and chosen.trained
@@ -266,7 +240,7 @@ def test_a_trained_retriever_is_picked_up_and_forces_a_rebuild(graph, trained, t
     from kgqa.agent import Agent
 
     assert Agent(settings, graph).embedder.model_dir == retriever_dir(settings)
-    after = build_indexes(settings, graph, ["paths"])[0]
+    after = build_indexes(settings, graph, ["entities"])[0]
     assert before.built and after.built  # a new model means new vectors
     with pytest.raises(ModelError):
         ExampleRetriever.load(tmp_path / "nowhere", SentenceEmbedder(retriever_dir(settings)))
@@ -280,7 +254,7 @@ def test_cli_index_build_then_loads(tiny_kb, tmp_path):
     pool = tmp_path / "pool.jsonl"
     pool.write_text("\n".join(json.dumps({"question": e.question, "topic": e.topic, "path": e.path}) for e in TRAIN))
     args = [sys.executable, "-m", "kgqa.cli", "index", "build", "--graph", str(tiny_kb), "--examples", str(pool),
-            "--only", "paths", "--only", "examples", "--only", "entities", "--json"]
+            "--only", "examples", "--only", "entities", "--json"]
     env = {**os.environ, "KGQA_CACHE_DIR": str(tmp_path / "cache"), "KGQA_MAX_HOPS": "2"}
     first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr

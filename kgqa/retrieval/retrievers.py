@@ -1,4 +1,4 @@
-"""Retrievers over FAISS indexes: relation paths, few-shot examples and entity names.
+"""Retrievers over FAISS indexes: few-shot examples and entity names (relation paths: `retrieval.search`).
 
 Each retriever has one `search` method returning typed hits, best first, plus `search_many` for
 batches. They share one embedder (the trained retriever when there is one, see `model.path_model`)
@@ -23,11 +23,8 @@ from kgqa.graph.store import GraphStore
 from kgqa.retrieval.data import PathExample, masked_question, read_pool_rows
 from kgqa.retrieval.index import VectorIndex, build_or_load, content_fingerprint, model_fingerprint
 from kgqa.retrieval.model import PathModel, path_model
-from kgqa.retrieval.paths import verbalise_path
-from kgqa.types import Path, format_path, parse_path
 
 Progress = Callable[[int], None]
-MAX_SCHEMA_PATHS = 200_000
 
 
 def index_root(settings: Settings) -> FsPath:
@@ -51,32 +48,7 @@ def embed_in_chunks(embedder: SentenceEmbedder, texts: list[str], on_progress: P
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
 
 
-def schema_paths(graph: GraphStore, max_hops: int, limit: int = MAX_SCHEMA_PATHS) -> list[Path]:
-    """Every step sequence of 1..max_hops that the graph's schema allows (graph.follows()), shortest first."""
-    follows = graph.follows()
-    paths: list[Path] = [(step,) for step in sorted(follows, key=str)]
-    frontier = list(paths)
-    for _ in range(max_hops - 1):
-        frontier = [p + (nxt,) for p in frontier for nxt in follows.get(p[-1], [])]
-        if len(paths) + len(frontier) > limit:
-            raise InputError(f"the graph's schema allows more than {limit:,} paths of {max_hops} hops; "
-                             f"lower max_hops")
-        paths += frontier
-    return paths
-
-
 # ---- typed hits --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PathHit:
-    path: Path
-    text: str
-    score: float
-
-    @property
-    def path_id(self) -> str:
-        return format_path(self.path)
 
 
 @dataclass(frozen=True)
@@ -89,72 +61,6 @@ class ExampleHit:
 class EntityHit:
     name: str
     score: float
-
-
-# ---- paths -------------------------------------------------------------------------------------
-
-
-class PathRetriever:
-    """Relation paths of the graph's schema, ranked by cosine to the masked question less a per-hop penalty.
-
-    With a topic entity, only the paths that reach something from it are candidates.
-    """
-
-    def __init__(self, index: VectorIndex, embedder: SentenceEmbedder, graph: GraphStore | None = None,
-                 hop_penalty: float = 0.0, max_hops: int = 3) -> None:
-        self.index = index
-        self.embedder = embedder
-        self.graph = graph
-        self.hop_penalty = hop_penalty
-        self.max_hops = max_hops
-        self.paths = [parse_path(item["path"]) for item in index.items]
-        self.row_of = {path: row for row, path in enumerate(self.paths)}
-        self._hops = np.array([len(p) - 1 for p in self.paths], np.float32)
-
-    @classmethod
-    def build(cls, graph: GraphStore, embedder: SentenceEmbedder, folder: FsPath | None = None,
-              hop_penalty: float = 0.0, max_hops: int = 3, on_progress: Progress | None = None
-              ) -> tuple["PathRetriever", bool]:
-        paths = schema_paths(graph, max_hops)
-        texts = [verbalise_path(p) for p in paths]
-        items = [{"path": format_path(p), "text": t, "hops": len(p)} for p, t in zip(paths, texts)]
-        key = content_fingerprint("paths", model_fingerprint(embedder.model_dir),
-                                  [f"{i['path']}\t{i['text']}" for i in items])
-        index, built = build_or_load(folder, key, texts, items,
-                                     lambda t: embed_in_chunks(embedder, t, on_progress),
-                                     {"kind": "paths", "model": str(embedder.model_dir), "max_hops": max_hops})
-        return cls(index, embedder, graph, hop_penalty, max_hops), built
-
-    def search(self, question: str, k: int = 5, topic: str | None = None) -> list[PathHit]:
-        """The k best paths for the question; with `topic`, its mention is masked and only reachable paths compete."""
-        return self.search_many([question], k, [topic])[0]
-
-    def search_many(self, questions: list[str], k: int = 5, topics: Sequence[str | None] | None = None
-                    ) -> list[list[PathHit]]:
-        topics = list(topics) if topics is not None else [None] * len(questions)
-        texts = [masked_question(q, t) if t else q for q, t in zip(questions, topics)]
-        vectors = self.embedder.embed(texts)
-        known = [i for i, t in enumerate(topics) if t]
-        reachable: dict[int, list[Path]] = {}
-        if known:
-            if self.graph is None:
-                raise InputError("a topic entity was given but the path retriever has no graph")
-            found = self.graph.reachable_paths_many([topics[i] for i in known], self.max_hops)
-            reachable = dict(zip(known, found))
-        out = []
-        for i, vector in enumerate(vectors):
-            rows = (np.arange(len(self.paths)) if i not in reachable
-                    else np.array([self.row_of[p] for p in reachable[i] if p in self.row_of], np.int64))
-            if len(rows) == 0:
-                out.append([])
-                continue
-            scores, ids = self.index.search(vector, len(rows), subset=None if i not in reachable else rows)
-            ids = ids[0][ids[0] >= 0]
-            adjusted = scores[0][:len(ids)] - self.hop_penalty * self._hops[ids]
-            order = np.argsort(-adjusted, kind="stable")[:k]
-            out.append([PathHit(self.paths[ids[j]], self.index.items[ids[j]]["text"], float(adjusted[j]))
-                        for j in order])
-        return out
 
 
 # ---- few-shot examples -------------------------------------------------------------------------
@@ -245,7 +151,7 @@ class EntityRetriever:
 
 # ---- building them all -------------------------------------------------------------------------
 
-INDEX_KINDS = ("paths", "examples", "entities")
+INDEX_KINDS = ("examples", "entities")
 
 
 @dataclass
@@ -270,11 +176,8 @@ def build_indexes(settings: Settings, graph: GraphStore, kinds: Sequence[str] = 
     for kind in kinds:
         started = time.perf_counter()
         progress = on_start(kind, _expected_rows(kind, graph, settings, examples)) if on_start else None
-        if kind == "paths":
-            built_index: PathRetriever | ExampleRetriever | EntityRetriever
-            built_index, built = PathRetriever.build(graph, embedder, root / "paths", model.hop_penalty,
-                                                     settings.max_hops, progress)
-        elif kind == "examples":
+        built_index: ExampleRetriever | EntityRetriever
+        if kind == "examples":
             if not examples:
                 raise InputError("building the example index needs examples (a benchmark or a JSONL pool)")
             built_index, built = ExampleRetriever.build(examples, embedder, index_root(settings) / "examples", progress)
@@ -289,20 +192,9 @@ def build_indexes(settings: Settings, graph: GraphStore, kinds: Sequence[str] = 
 
 
 def _expected_rows(kind: str, graph: GraphStore, settings: Settings, examples: list[PathExample] | None) -> int:
-    if kind == "paths":
-        return len(schema_paths(graph, settings.max_hops))
     if kind == "examples":
         return len(examples or [])
     return len(graph.entity_names())
-
-
-def open_path_retriever(settings: Settings, graph: GraphStore) -> PathRetriever:
-    """The path retriever for this graph and model, built on first use."""
-    model = path_model(settings)
-    embedder = load_embedder(str(model.model_dir))
-    retriever, _ = PathRetriever.build(graph, embedder, index_root(settings) / graph_key(graph) / "paths",
-                                       model.hop_penalty, settings.max_hops)
-    return retriever
 
 
 def open_entity_retriever(settings: Settings, graph: GraphStore) -> EntityRetriever:
