@@ -61,6 +61,51 @@ def test_chat_loop_handles_empty_lines_and_eof(tiny_kb):
     assert done.returncode == 0 and "William Dieterle" not in done.stdout
 
 
+MARKUP_KB = ("Kismet [red]|directed_by|William [/bold] Dieterle\n"
+             "Kismet [red]|release_year|1944\n"
+             "Dishonored|starred_actors|Marlene [bold]Dietrich\n"
+             "Dishonored|release_year|1931\n"
+             "Morocco|directed_by|Josef :smile: [/] von Sternberg\n")
+
+
+def test_names_with_rich_markup_are_printed_as_they_are(tmp_path):
+    """Names are text, not Rich markup: "[/bold]" raised a MarkupError, "[red]" and ":smile:" were swallowed."""
+    graph = tmp_path / "markup.txt"
+    graph.write_text(MARKUP_KB)
+    done = kgqa("ask", "who directed Kismet [red]", "--graph", str(graph))
+    assert done.returncode == 0, done.stderr
+    assert "William [/bold] Dieterle (Kismet [red]: directed by)" in done.stdout
+    done = kgqa("ask", "who directed Kismet [red]", "--explain", "--graph", str(graph))
+    assert done.returncode == 0, done.stderr
+    assert "entity: Kismet [red]  (mention: 'Kismet [red]')" in done.stdout
+    assert "Kismet [red] | directed_by | William [/bold] Dieterle" in done.stdout
+    done = kgqa("chat", "--explain", "--graph", str(graph),
+                stdin="who directed Kismet [red]\nwho starred in Dishonored\nwho directed Morocco\n")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "William [/bold] Dieterle (Kismet [red]: directed by)" in done.stdout  # chat goes on after it
+    assert "Marlene [bold]Dietrich (Dishonored: starred actors)" in done.stdout
+    assert "Josef :smile: [/] von Sternberg (Morocco: directed by)" in done.stdout
+
+
+def test_batch_refuses_to_write_over_its_input(tmp_path, tiny_kb):
+    src = tmp_path / "q.txt"
+    src.write_text("who directed Kismet\n")
+    for flag in ("--overwrite", "--resume"):
+        done = kgqa("batch", str(src), "-o", str(src), flag, "--graph", str(tiny_kb))
+        assert done.returncode == 1 and f"-o {src} is the input file" in done.stderr
+        assert src.read_text() == "who directed Kismet\n"
+
+
+def test_batch_resume_names_the_corrupt_line(tmp_path, tiny_kb):
+    src, out = tmp_path / "q.txt", tmp_path / "a.jsonl"
+    src.write_text("who directed Kismet\nwhen was Dishonored released\nwho starred in Random Harvest\n")
+    out.write_text('{"id": "1", "line": 1}\n{"id": "2", "line\n{"id": "3", "line": 3}\n')
+    done = kgqa("batch", str(src), "-o", str(out), "--resume", "--graph", str(tiny_kb))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"error: {out}, line 2: not valid JSON" in done.stderr
+
+
 def test_batch_command(tmp_path, tiny_kb):
     src = tmp_path / "q.jsonl"
     src.write_text('{"id": "k", "question": "who directed Kismet"}\n{"id": "x", "question": ""}\n')
