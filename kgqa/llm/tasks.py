@@ -16,7 +16,7 @@ import numpy as np
 
 from kgqa.errors import LLMError, LLMOutputError, LLMTimeout
 from kgqa.llm.base import LLM, Completion, Request, parse_choice
-from kgqa.prompting import ExamplePool, choice_prompt, reply_prompt
+from kgqa.prompting import ExamplePool, Templates, choice_prompt, reply_prompt
 from kgqa.types import PathCandidate, Result
 
 GRACEFUL = (LLMOutputError, LLMTimeout)
@@ -42,8 +42,10 @@ class PathChooser:
     """One constrained LLM call per question whose two best candidate paths score within `margin`."""
 
     def __init__(self, llm: LLM, pool: ExamplePool | None, budget: int = 400, shots: int = 3,
-                 max_tokens: int = 12, margin: float = 1.0) -> None:
+                 max_tokens: int = 12, margin: float = 1.0, templates: Templates | None = None) -> None:
+        """templates: the prompt templates (Templates(settings.prompts_dir)); default: the packaged ones."""
         self.llm = llm
+        self.templates = templates
         self.pool = pool
         self.budget = budget
         self.shots = shots
@@ -71,7 +73,8 @@ class PathChooser:
         for i, examples in zip(todo, neighbours):
             shown = self.pool.shown_for(questions[i], examples) if self.pool else []
             prompt = choice_prompt(questions[i], topics[i] or "", [c.text for c in ranked[i]], shown,
-                                   self.llm.count_tokens, self.budget, self.llm.message_overhead())
+                                   self.llm.count_tokens, self.budget, self.llm.message_overhead(),
+                                   templates=self.templates)
             choices[i].cut = prompt.cut
             if not prompt.fits:
                 choices[i].reason = f"prompt of {prompt.tokens} tokens is over the budget of {self.budget}"
@@ -108,8 +111,9 @@ class ReplyWriter:
 
     A reply that names none of the graph's answers, or a model that fails, leaves the template reply."""
 
-    def __init__(self, llm: LLM, budget: int = 400, max_tokens: int = 80) -> None:
+    def __init__(self, llm: LLM, budget: int = 400, max_tokens: int = 80, templates: Templates | None = None) -> None:
         self.llm = llm
+        self.templates = templates
         self.budget = budget
         self.max_tokens = max_tokens
 
@@ -120,7 +124,7 @@ class ReplyWriter:
             return
         facts = list(dict.fromkeys(tuple(t) for a in result.answers[:10] for t in a.evidence))
         prompt = reply_prompt(result.question, result.answer_names, [list(f) for f in facts], self.llm.count_tokens,
-                              self.budget, self.llm.message_overhead())
+                              self.budget, self.llm.message_overhead(), templates=self.templates)
         if not prompt.fits:
             yield result.reply
             return
