@@ -7,7 +7,12 @@ import gzip
 import pytest
 
 from kgqa.errors import InputError, TripleFormatError
-from kgqa.graph.loaders import detect_format, read_triples
+from kgqa.graph.loaders import detect_format, read_columns, read_triples
+
+
+def column_triples(path, fmt=None):
+    """read_columns' triples as tuples (the reader the embedded store loads with)."""
+    return list(zip(*(column.to_pylist() for column in read_columns(path, fmt))))
 
 
 def test_pipe_format_and_duplicates(tiny_kb):
@@ -43,11 +48,13 @@ def test_ntriples(tmp_path):
     ("A|two words|B\n", 1, "must be one word"),
     ("A|r_inv|B\n", 1, "may not end in '_inv'"),
 ])
-def test_malformed_lines_name_file_and_line(tmp_path, content, line, reason):
+@pytest.mark.parametrize("reader", [read_triples, column_triples])
+def test_malformed_lines_name_file_and_line(tmp_path, content, line, reason, reader):
     file = tmp_path / "bad.txt"
-    file.write_text(content)
+    file.write_text("\n  \n" + content)  # blank and whitespace-only lines are skipped, and counted
+    line += 2
     with pytest.raises(TripleFormatError) as info:
-        read_triples(file)
+        reader(file)
     assert info.value.line_no == line
     assert str(file) in str(info.value) and f"line {line}" in str(info.value) and reason in str(info.value)
 
@@ -62,3 +69,29 @@ def test_malformed_ntriples(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_triples(tmp_path / "nope.txt")
+
+
+def test_columns_agree_with_the_line_reader(tiny_kb, tmp_path):
+    assert list(dict.fromkeys(column_triples(tiny_kb))) == read_triples(tiny_kb)
+    file = tmp_path / "kb.tsv.gz"
+    with gzip.open(file, "wt") as handle:
+        handle.write("Paris, Texas\tdirected_by\tWim Wenders\n  a b \t r \t c|d \n")
+    assert column_triples(file) == [("Paris, Texas", "directed_by", "Wim Wenders"), ("a b", "r", "c|d")]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    file = tmp_path / "bom.txt"
+    file.write_bytes("\ufeffKismet|directed_by|William Dieterle\n".encode("utf-8"))
+    assert column_triples(file) == [("Kismet", "directed_by", "William Dieterle")]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b"A|r|B\nCaf\xe9|r|B\n"), "line 2: not UTF-8"),
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: p.write_bytes(b"\x1f\x8b\x08\x00garbage"), "not a readable gzip file"),
+])
+def test_unreadable_files_are_one_clear_error(tmp_path, make, message):
+    file = tmp_path / "kb.txt.gz" if "gzip" in message else tmp_path / "kb.txt"
+    make(file)
+    with pytest.raises(InputError, match=message):
+        read_columns(file)

@@ -39,7 +39,7 @@ def make_linker(settings: Settings, graph: GraphStore) -> BertLinker | NameMatch
     global _fallback_said
     configured = (settings.linker or "").strip()
     if configured.lower() in NAME_MATCH:
-        return NameMatchLinker(graph)
+        return NameMatchLinker(graph, cache_dir=settings.cache_dir)
     model_dir = linker_dir(settings)
     if configured and not (model_dir / "model.safetensors").exists():
         raise ModelError(f"{model_dir}: no trained linker here (run `kgqa train linker --out {model_dir}`)")
@@ -48,7 +48,7 @@ def make_linker(settings: Settings, graph: GraphStore) -> BertLinker | NameMatch
             log.warning("no trained entity linker in %s (run `kgqa train linker`); "
                         "using the name-matching linker", model_dir)
             _fallback_said = True
-        return NameMatchLinker(graph)
+        return NameMatchLinker(graph, cache_dir=settings.cache_dir)
 
     def embed(texts: list[str]) -> np.ndarray:  # the sentence embedder loads only if a name needs it
         from kgqa.encoder import load_embedder

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
-from dataclasses import dataclass
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
 
 from kgqa.graph.store import GraphStore
 from kgqa.types import Entity, Mention
@@ -20,31 +27,86 @@ def normalise(text: str) -> str:
     return " ".join(tok for tok, _, _ in tokens_with_spans(text))
 
 
-@dataclass
-class NameIndex:
-    """Normalised entity name -> the entity names that share it (best first)."""
+NAME_INDEX_VERSION = "names-v2"
 
-    names: dict[str, list[str]]
-    max_tokens: int
+
+def key_hash(key: str) -> int:
+    """A stable 64-bit hash of a normalised name (Python's own hash() changes with every process)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class NameIndex:
+    """Normalised entity name -> the entity names that share it, as sorted 64-bit key hashes and a name blob.
+
+    Built once per graph (under `<cache>/linking/<graph>/`) and memory-mapped afterwards, so a graph with
+    millions of entities costs no start-up time and no Python dict of millions of strings.
+    """
+
+    def __init__(self, hashes: np.ndarray, offsets: np.ndarray, data: np.ndarray, max_tokens: int) -> None:
+        self.hashes = hashes
+        self.offsets = offsets
+        self.data = data
+        self.max_tokens = max_tokens
 
     @classmethod
-    def build(cls, graph: GraphStore, max_tokens: int = 24) -> "NameIndex":
-        index: dict[str, list[str]] = {}
+    def build(cls, graph: GraphStore, cache_dir: Path | None = None, max_tokens: int = 24) -> "NameIndex":
+        folder = None
+        if cache_dir is not None:
+            graph_id = hashlib.sha256(graph.identity().encode("utf-8")).hexdigest()[:20]
+            folder = Path(cache_dir) / "linking" / graph_id / NAME_INDEX_VERSION
+            if (folder / "meta.json").exists():
+                try:
+                    return cls.load(folder)
+                except (OSError, ValueError, KeyError):
+                    pass  # unreadable: build again
+        rows: list[tuple[int, str]] = []
         longest = 1
         for name in graph.entity_names():
             key = normalise(name)
             if key:
-                index.setdefault(key, []).append(name)
+                rows.append((key_hash(key), name))
                 longest = max(longest, key.count(" ") + 1)
-        return cls(index, min(longest, max_tokens))
+        rows.sort(key=lambda r: r[0])  # stable: names of one key keep the graph's order
+        encoded = [name.encode("utf-8") for _, name in rows]
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        index = cls(np.array([h for h, _ in rows], np.uint64), offsets, np.frombuffer(b"".join(encoded), np.uint8),
+                    min(longest, max_tokens))
+        if folder is not None:
+            index.save(folder)
+        return index
+
+    def save(self, folder: Path) -> None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        for name in ("hashes", "offsets", "data"):
+            np.save(tmp / f"{name}.npy", getattr(self, name))
+        (tmp / "meta.json").write_text(json.dumps({"max_tokens": self.max_tokens}), encoding="utf-8")
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process saved it first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> "NameIndex":
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        arrays = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("hashes", "offsets", "data")]
+        return cls(*arrays, meta["max_tokens"])
+
+    def get(self, key: str) -> list[str]:
+        """The entity names whose normalised form is `key`, in the graph's order."""
+        h = np.uint64(key_hash(key))
+        lo, hi = int(np.searchsorted(self.hashes, h, "left")), int(np.searchsorted(self.hashes, h, "right"))
+        names = [bytes(self.data[self.offsets[i]:self.offsets[i + 1]]).decode("utf-8") for i in range(lo, hi)]
+        return [n for n in names if normalise(n) == key]  # a hash collision is not a match
 
 
 class NameMatchLinker:
     """Links the longest span of the question that equals an entity name (case-insensitive)."""
 
-    def __init__(self, graph: GraphStore, index: NameIndex | None = None) -> None:
+    def __init__(self, graph: GraphStore, index: NameIndex | None = None, cache_dir: Path | None = None) -> None:
         self.graph = graph
-        self.index = index or NameIndex.build(graph)
+        self.index = index or NameIndex.build(graph, cache_dir)
 
     def link(self, question: str) -> list[Mention]:
         """Mentions, best first: longer spans first, then those written exactly as a name, then later ones."""
@@ -53,7 +115,7 @@ class NameMatchLinker:
         for i in range(len(toks)):
             for j in range(min(len(toks), i + self.index.max_tokens), i, -1):
                 key = " ".join(t for t, _, _ in toks[i:j])
-                names = self.index.names.get(key)
+                names = self.index.get(key)
                 if names:
                     start, end = toks[i][1], toks[j - 1][2]
                     ranked = self._rank(names, question[start:end])
