@@ -43,6 +43,11 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
     return load_settings(config, overrides)
 
 
+def clean_text(text: str) -> str:
+    """Command-line text as valid Unicode: bytes that are not UTF-8 (surrogate escapes in argv) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def build_agent(settings: Settings, many: bool = False):
     """many: for batch and eval runs (see Settings.backend)."""
     from kgqa.agent import Agent
@@ -97,6 +102,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question, in plain wor
         explain: Annotated[bool, typer.Option("--explain", "-e", help="Show entity, path, evidence and timings.")] = False,
         json_out: JsonOpt = False, graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
     """Answer one question."""
+    question = clean_text(question)
     if not question.strip():
         raise InputError("the question is empty")
     agent = build_agent(settings_from(config, graph=graph, llm=llm))
@@ -113,6 +119,8 @@ def chat(explain: Annotated[bool, typer.Option("--explain", "-e", help="Show the
          graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
     """Ask questions in a loop. Empty line: nothing happens; Ctrl-D or 'exit': quit; Ctrl-C: quit."""
     agent = build_agent(settings_from(config, graph=graph, llm=llm))
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # a line that is not UTF-8 is asked with U+FFFD, not a crash
     console.print("kgqa chat — ask about the graph; Ctrl-D or 'exit' quits.")
     while True:
         try:
@@ -120,7 +128,7 @@ def chat(explain: Annotated[bool, typer.Option("--explain", "-e", help="Show the
         except (EOFError, KeyboardInterrupt):
             console.print()
             return
-        question = question.strip()
+        question = clean_text(question).strip()
         if not question:
             continue
         if question.lower() in {"exit", "quit", ":q"}:
@@ -145,9 +153,11 @@ def batch(input_file: Annotated[Path, typer.Argument(help="Questions: .txt (one 
           overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
           graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
     """Answer a file of questions into JSONL; a bad line or a question that fails gets an error record and the run goes on."""
-    from kgqa.batch import check_output, count_lines, run_batch
+    from kgqa.batch import check_output, completed_keys, count_lines, run_batch
 
     check_output(input_file, output, resume, overwrite)  # before loading any model
+    if resume:  # a corrupt output line is reported now, not after the models have loaded
+        completed_keys(output, on_note=lambda m: err.print(f"[yellow]{escape(m)}[/yellow]"))
     total = count_lines(input_file)
     settings = settings_from(config, graph=graph, llm=llm)
     agent = build_agent(settings, many=True)
