@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kgqa.config import RANGES, Settings, check_graph_uri, load_settings, mask_uri
+from kgqa.config import RANGES, Settings, check_graph_uri, coerce_setting, flag, load_settings, mask_uri
 from kgqa.errors import InputError
 from kgqa.graph import open_graph
 
@@ -51,6 +51,21 @@ def test_every_setting_has_a_range():
     assert {f.name for f in fields(Settings)} == set(RANGES), "give each new Settings field an entry in RANGES"
     for name, rule in RANGES.items():  # and the defaults are inside their own ranges
         assert Settings().to_dict()[name] is not None or rule.optional, name
+
+
+def test_the_graph_formats_are_the_loaders():
+    from kgqa.graph.loaders import FORMATS
+
+    assert RANGES["graph_format"].choices == FORMATS
+
+
+def test_a_flag_setting_reads_true_or_false(monkeypatch):
+    monkeypatch.setitem(RANGES, "some_flag", flag())  # no Settings field is a flag yet; the rule is ready for one
+    values = (True, "yes", "ON", "1", False, "no", "off", "0")
+    assert [coerce_setting("some_flag", v) for v in values] == [True] * 4 + [False] * 4
+    for value in ("maybe", 2, 1.0):
+        with pytest.raises(InputError, match=r"setting some_flag: .* is not true or false; expected true or false$"):
+            coerce_setting("some_flag", value)
 
 
 @pytest.mark.parametrize("name,value,why,expected", [
