@@ -4,6 +4,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY kgqa ./kgqa
+COPY prompts ./prompts
 # CPU wheels of torch (kgqa uses it for training only; answering runs in numpy)
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu . \
     && useradd --create-home kgqa && mkdir -p /cache && chown kgqa /cache

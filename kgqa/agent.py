@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path as FsPath
 
 from kgqa.config import Settings
-from kgqa.encoder import load_embedder, load_torch_embedder
+from kgqa.encoder import clean_text, load_embedder, load_torch_embedder
 from kgqa.errors import InputError
 from kgqa.graph import Expansion, GraphStore, open_graph
 from kgqa.linking import make_linker
 from kgqa.llm import make_llm
 from kgqa.llm.tasks import Choice, PathChooser, ReplyWriter
-from kgqa.prompting import ExamplePool
+from kgqa.prompting import ExamplePool, Templates
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
@@ -73,8 +73,10 @@ class Agent:
         if self.llm is not None:
             pool = (None if (settings.fewshot_pool or "").lower() == "none"
                     else ExamplePool.load(settings.fewshot_pool, self.embedder, settings.cache_dir))
-            self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens, margin=settings.llm_margin)
-            self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens)
+            templates = Templates(settings.prompts_dir)
+            self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens, margin=settings.llm_margin,
+                                       templates=templates)
+            self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
         self.reranker = load_reranker(settings, backend)  # the trained reranker when there is one
 
     def answer(self, question: str, topic: str | None = None) -> Result:
@@ -84,6 +86,7 @@ class Agent:
         """Answer many questions; `topics` optionally gives each question's topic entity (gold linking)."""
         if not questions:
             return []
+        questions = [clean_text(q) for q in questions]  # undecodable bytes read as U+FFFD, offsets kept
         for question in questions:
             if not question.strip():
                 raise InputError("the question is empty")

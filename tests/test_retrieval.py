@@ -143,10 +143,10 @@ def test_fact_retriever_ranks_the_topic_neighbourhood(graph, embedder):
 
 def test_build_indexes_saves_under_the_cache(graph):
     settings = load_settings(overrides={"max_hops": 2})
-    reports = build_indexes(settings, graph, ["paths", "examples"], TRAIN)
+    reports = build_indexes(settings, graph, ["entities", "examples"], TRAIN)
     assert [r.built for r in reports] == [True, True]
-    assert (index_root(settings) / graph_key(graph) / "paths" / "meta.json").exists()
-    assert [r.built for r in build_indexes(settings, graph, ["paths", "examples"], TRAIN)] == [False, False]
+    assert (index_root(settings) / graph_key(graph) / "entities" / "meta.json").exists()
+    assert [r.built for r in build_indexes(settings, graph, ["entities", "examples"], TRAIN)] == [False, False]
 
 
 # ---- training ----------------------------------------------------------------------------------
