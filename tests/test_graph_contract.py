@@ -2,13 +2,15 @@
 
 Part 1 checks a small hand-made graph (case variants, a self-loop, unicode, hostile names, relation
 names with '.', ':' and '-') against hand-written expectations, on each backend in turn, and then
-the two backends against each other exhaustively. Part 2 checks the bundled MetaQA KB: the same
-look-ups, paths and answer sets (with the same evidence) for 300 MetaQA test questions per hop,
-walked from the gold topic entity along the gold path.
+the two backends against each other exhaustively; a hub graph (one entity with more relationships
+than Neo4j's dense-node threshold, more steps than `next_steps_many` gives a branch each) does the
+same with walks capped at `walk_cap`. Part 2 checks the bundled MetaQA KB: the same look-ups, next
+steps (a 3-hop beam) and answer sets (with the same evidence, uncapped and capped) for 300 MetaQA test
+questions per hop, walked from the gold topic entity along the gold path.
 
 The Neo4j tests need a server (see tests/neo4j_testing.py). Neo4j Community has one database, so
-each graph lives under its own label: the fixture graph under `KgqaContractFixture` (wiped and
-loaded per module), MetaQA under the default `Entity` label that `kgqa --graph bolt://...` reads
+each graph lives under its own label: the fixture graph under `KgqaContractFixture` and the hub
+graph under `KgqaContractHub` (wiped and loaded per module), MetaQA under the default `Entity` label that `kgqa --graph bolt://...` reads
 (loaded once, and only when it is not already there complete).
 """
 
@@ -25,9 +27,9 @@ from kgqa.graph import bundled_graph_file, open_graph
 from kgqa.graph.embedded import EmbeddedGraph
 from kgqa.graph.loaders import read_triples
 from kgqa.graph.neo4j_load import delete_graph, load_triples
-from kgqa.graph.neo4j_store import DEFAULT_LABEL, Neo4jConnection, Neo4jGraph
-from kgqa.graph.store import GraphStore
-from kgqa.types import Step, Triple, parse_path
+from kgqa.graph.neo4j_store import DEFAULT_LABEL, Neo4jConnection, Neo4jGraph, mask_uri
+from kgqa.graph.store import DEFAULT_WALK_CAP, GraphStore
+from kgqa.types import Path, Step, Triple, parse_path
 from tests.neo4j_testing import metaqa_dir, neo4j_password, neo4j_settings, neo4j_uri
 
 FIXTURE_LABEL = "KgqaContractFixture"
@@ -56,6 +58,21 @@ FIXTURE: list[tuple[str, str, str]] = [
     ("Ouroboros", "eats", "Ouroboros"),
     ("Little Bobby", "written_by", HOSTILE),
 ]
+
+HUB_LABEL = "KgqaContractHub"
+HUB_FANS = 200                    # a dense node in Neo4j, with more relationships than 2 per step
+HUB_RELATIONS = 30                # 2 x (30 + 2) steps: the most next_steps_many plans one query text for
+
+
+def hub_triples() -> list[tuple[str, str, str]]:
+    """Hub follows Fan 0..199 (loaded in that order); each fan has a relation of its own (fan k: r{k % 30})
+    leading to a leaf, fan 50 alone `sings`, and every fan follows Fan 0 back (Fan 0 follows itself)."""
+    triples = [("Hub", "follows", f"Fan {k}") for k in range(HUB_FANS)]
+    triples += [(f"Fan {k}", f"r{k % HUB_RELATIONS:02d}", f"Leaf {k % 7}") for k in range(HUB_FANS)]
+    triples += [("Fan 50", "sings", "Song"), ("Hub", "r00", "Leaf 0")]
+    triples += [(f"Fan {k}", "follows", "Fan 0") for k in range(HUB_FANS)]
+    return triples
+
 
 BACKENDS = ["embedded", "neo4j"]
 # MetaQA KB as bundled (kgqa/data/metaqa_kb.txt.gz): distinct triples and entities
@@ -91,6 +108,41 @@ def neo4j_fixture_graph():
 @pytest.fixture(params=BACKENDS)
 def graph(request) -> GraphStore:
     return request.getfixturevalue(f"{request.param}_fixture_graph")
+
+
+@pytest.fixture(scope="module")
+def embedded_hub_graph() -> EmbeddedGraph:
+    return EmbeddedGraph.from_triples(hub_triples(), source="hub")
+
+
+@pytest.fixture(scope="module")
+def neo4j_hub_graph():
+    conn = connection()
+    delete_graph(conn, HUB_LABEL)
+    load_triples(conn, hub_triples(), label=HUB_LABEL)
+    yield Neo4jGraph(conn, HUB_LABEL)
+    delete_graph(conn, HUB_LABEL)
+    conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def hub(request) -> GraphStore:
+    """The hub graph on one backend, with walk_cap restored afterwards."""
+    graph = request.getfixturevalue(f"{request.param}_hub_graph")
+    yield graph
+    graph.walk_cap = DEFAULT_WALK_CAP
+
+
+def beam(graph: GraphStore, topics: list[str], hops: int) -> list[tuple[str, Path, list[Step]]]:
+    """Every (topic, prefix, next steps) of a full beam of `hops` hops: the steps of every topic, then of
+    every prefix so found, one `next_steps_many` call per hop."""
+    rows: list[tuple[str, Path]] = [(t, ()) for t in topics]
+    found = []
+    for hop in range(hops):
+        steps = graph.next_steps_many([t for t, _ in rows], [p for _, p in rows])
+        found += [(t, p, s) for (t, p), s in zip(rows, steps)]
+        rows = [(t, p + (step,)) for (t, p), s in zip(rows, steps) for step in s]
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -256,17 +308,41 @@ def test_relations_and_stats(graph):
     assert stats["triples_per_relation"]["release_year"] == 3
 
 
-def test_reachable_paths_in_depth_first_step_order(graph):
-    assert graph.reachable_paths("1944", 2) == [parse_path(p) for p in (
-        "release_year_inv", "release_year_inv|directed_by", "release_year_inv|release_year",
-        "release_year_inv|starred_actors")]
-    assert graph.reachable_paths("ouroboros", 2) == [parse_path(p) for p in (
-        "eats", "eats|eats", "eats|eats_inv", "eats_inv", "eats_inv|eats", "eats_inv|eats_inv")]
-    three = graph.reachable_paths("Marlene Dietrich", 3)
-    assert parse_path("starred_actors_inv|starred_actors|starred_actors_inv") in three
-    assert all(1 <= len(p) <= 3 for p in three) and len(three) == len(set(three))
-    with pytest.raises(GraphError, match="no entity named"):
-        graph.reachable_paths("Casablanca", 2)
+def test_next_steps_of_topics_and_prefixes_sorted_by_name(graph):
+    assert graph.next_steps_many(["1944"], [()]) == [[Step("release_year", True)]]
+    assert graph.next_steps_many(["1944"], [parse_path("release_year_inv")]) == [
+        [Step("directed_by"), Step("release_year"), Step("starred_actors")]]   # Kismet's (sorted by str)
+    assert graph.next_steps_many(["paris", "pArIs"], [(), ()]) == [
+        [Step("has_genre")], [Step("ns:located.in"), Step("twin-city"), Step("twin-city", True)]]
+    rows = [("William Dieterle", parse_path("directed_by_inv")), ("Kismet", ()), ("William Dieterle", ()),
+            ("William Dieterle", parse_path("directed_by_inv|starred_actors"))]
+    assert graph.next_steps_many([t for t, _ in rows], [p for _, p in rows]) == [
+        [Step("directed_by"), Step("release_year"), Step("starred_actors")],
+        [Step("directed_by"), Step("release_year"), Step("starred_actors")],
+        [Step("directed_by", True)],
+        [Step("starred_actors", True)]]
+    assert graph.next_steps_many([HOSTILE], [()]) == [[Step("written_by", True)]]
+    assert graph.next_steps_many([], []) == []
+
+
+def test_next_steps_never_pass_back_through_the_topic(graph):
+    assert graph.next_steps_many(["Ouroboros"], [()]) == [[Step("eats"), Step("eats", True)]]
+    # a one-step walk may end on the topic (expand keeps the self-loop), a longer one never passes it
+    assert graph.expand("Ouroboros", parse_path("eats")).answers == ["Ouroboros"]
+    assert graph.next_steps_many(["Ouroboros", "Ouroboros"], [parse_path("eats"), parse_path("eats_inv")]) == [[], []]
+    # Rome's twin is Paris, whose twin is Rome again: that walk ends nowhere
+    assert graph.next_steps_many(["Rome"], [parse_path("twin-city|twin-city")]) == [[]]
+    # 1944 can walk release_year_inv, though only back to Kismet: listed, and the walk answers nothing
+    assert graph.next_steps_many(["Kismet"], [parse_path("release_year")]) == [[Step("release_year", True)]]
+    assert graph.expand("Kismet", parse_path("release_year|release_year_inv")).answers == []
+    assert graph.next_steps_many(["Kismet"], [parse_path("has_genre")]) == [[]]      # reaches nothing
+
+
+def test_next_steps_unknown_entity_or_relation_is_a_graph_error(graph):
+    with pytest.raises(GraphError, match="no entity named 'Casablanca'"):
+        graph.next_steps_many(["Kismet", "Casablanca"], [(), ()])
+    with pytest.raises(GraphError, match="unknown relation 'produced_by'"):
+        graph.next_steps_many(["Kismet"], [parse_path("produced_by")])
 
 
 def test_follows(graph):
@@ -296,20 +372,123 @@ def test_backends_agree_on_every_lookup(embedded_fixture_graph, neo4j_fixture_gr
             assert n.neighbours(name, step) == e.neighbours(name, step), (name, step)
 
 
-def test_backends_agree_on_every_path_up_to_two_hops(embedded_fixture_graph, neo4j_fixture_graph):
+def test_backends_agree_on_every_path_up_to_three_hops(embedded_fixture_graph, neo4j_fixture_graph):
     e, n = embedded_fixture_graph, neo4j_fixture_graph
     names = e.entity_names()
-    assert n.reachable_paths_many(names, 2) == e.reachable_paths_many(names, 2)
-    paths = sorted({p for found in e.reachable_paths_many(names, 2) for p in found}, key=str)
-    assert len(paths) > 40
+    found = beam(e, names, 3)
+    assert beam(n, names, 3) == found
+    paths = sorted({p + (s,) for _, p, steps in found for s in steps}, key=str)
+    assert len(paths) > 60 and max(map(len, paths)) == 3
     for path in paths:
         assert n.expand_many(names, path) == e.expand_many(names, path), path
 
 
+def test_a_step_is_listed_when_an_entity_the_prefix_reaches_can_walk_it(graph):
+    for topic, prefix, steps in beam(graph, graph.entity_names(), 2):
+        if prefix:   # what a longer walk may pass through: the prefix's answers, less the topic
+            frontier = [x for x in graph.expand(topic, prefix).answers if x != graph.expand(topic, ()).topic]
+        else:
+            frontier = [topic]
+        walkable = [step for step in graph.all_steps() if any(graph.neighbours(x, step) for x in frontier)]
+        assert steps == sorted(walkable, key=str), (topic, prefix)
+
+
+# ---- part 1c: walks capped at walk_cap, on a hub ---------------------------------------------------
+
+
+def test_a_capped_walk_follows_the_first_walk_cap_edges_and_says_how_many_there_were(hub):
+    every = hub.expand("Hub", parse_path("follows"))
+    assert (every.capped, every.reached, len(every.answers)) == (False, HUB_FANS, HUB_FANS)
+    hub.walk_cap = 7
+    capped = hub.expand("Hub", parse_path("follows"))
+    assert (capped.capped, capped.reached) == (True, HUB_FANS)
+    assert capped.answers == [f"Fan {k}" for k in range(7)]          # storage order: first loaded first
+    assert capped.evidence == {a: every.evidence[a] for a in capped.answers}
+    small = hub.expand("Fan 3", parse_path("follows"))                # one edge: not capped
+    assert (small.capped, small.reached, small.answers) == (False, 1, ["Fan 0"])
+
+
+def test_the_cap_is_per_topic_and_per_step(hub):
+    hub.walk_cap = 7
+    walks = hub.expand_many(["Hub", "Fan 3", "Hub"], parse_path("follows|r00"))
+    # from Hub, step 1 follows Fan 0..6 of 200, of which only Fan 0 walks r00; from Fan 3: Fan 0, r00
+    assert [(e.capped, e.reached, e.answers) for e in walks] == [
+        (True, 1, ["Leaf 0"]), (False, 1, ["Leaf 0"]), (True, 1, ["Leaf 0"])]
+    assert walks[0].evidence == {"Leaf 0": [Triple("Hub", "follows", "Fan 0"), Triple("Fan 0", "r00", "Leaf 0")]}
+    # a second step over the cap: Fan 0 is followed by the Hub and every fan, Fan 1..6 by the Hub; the
+    # first 7 of those 207 edges reach the Hub (the topic: dropped after the cap) and Fan 0..5
+    back = hub.expand("Hub", parse_path("follows|follows_inv"))
+    assert (back.capped, back.reached, back.answers) == (True, HUB_FANS + 1 + 6, [f"Fan {k}" for k in range(6)])
+    hub.walk_cap = DEFAULT_WALK_CAP   # uncapped, Fan 0, 30, ..., 180 walk r00, to all 7 leaves
+    assert len(hub.expand("Hub", parse_path("follows|r00")).answers) == 7
+
+
+def test_next_steps_look_at_the_sample_only(hub):
+    after_fans = hub.next_steps_many(["Hub"], [parse_path("follows")])[0]
+    assert Step("sings") in after_fans and Step("r29") in after_fans
+    hub.walk_cap = 7
+    sampled = hub.next_steps_many(["Hub", "Hub"], [parse_path("follows"), ()])
+    assert sampled[0] == sorted({Step("follows"), Step("follows", True)} |
+                                {Step(f"r{k:02d}") for k in range(7)}, key=str)
+    assert sampled[1] == [Step("follows"), Step("r00")]             # the topic's own steps: all of them
+
+
+def test_hub_steps_are_found_without_scanning(hub):
+    # Hub and Fan 0 have more relationships than next_steps_many scans: their steps come from existence checks
+    assert min(hub.degree("Hub"), hub.degree("Fan 0")) > 2 * len(hub.all_steps())
+    assert hub.next_steps_many(["Hub", "Fan 0"], [(), ()]) == [
+        [Step("follows"), Step("r00")], [Step("follows"), Step("follows", True), Step("r00")]]
+
+
+@pytest.mark.parametrize("cap", [1, 7, 60, DEFAULT_WALK_CAP])
+def test_backends_agree_on_capped_walks(cap, embedded_hub_graph, neo4j_hub_graph):
+    e, n = embedded_hub_graph, neo4j_hub_graph
+    e.walk_cap = n.walk_cap = cap
+    try:
+        names = e.entity_names()
+        found = beam(e, names, 3)
+        assert beam(n, names, 3) == found
+        topics = ["Hub", "Fan 0", "Fan 50", "Leaf 0"]
+        paths = sorted({p + (s,) for t, p, steps in found for s in steps if t in topics and len(p) < 2}, key=str)
+        capped = 0
+        for path in paths:
+            got, want = n.expand_many(names, path), e.expand_many(names, path)
+            assert got == want, path
+            capped += sum(x.capped for x in got)
+        assert (capped > 0) == (cap < HUB_FANS + 1)
+    finally:
+        e.walk_cap = n.walk_cap = DEFAULT_WALK_CAP
+
+
+def test_backends_agree_on_a_graph_with_many_relations(tmp_path):
+    # more steps than next_steps_many plans one query text for: its query names only the batch's steps
+    triples = [("Center", f"r{k:02d}", f"Leaf {k}") for k in range(40)] + [(f"Leaf {k}", "s", "End") for k in range(40)]
+    conn = connection()
+    label = "KgqaContractWide"
+    try:
+        delete_graph(conn, label)
+        load_triples(conn, triples, label=label)
+        n, e = Neo4jGraph(conn, label), EmbeddedGraph.from_triples(triples)
+        assert len(n.all_steps()) > 64
+        topics = ["Center", "Center", "End", "Leaf 3", "End"]
+        prefixes = [parse_path("r05"), (), parse_path("s_inv"), parse_path("r03_inv|r07"), parse_path("s_inv|r17_inv")]
+        found = n.next_steps_many(topics, prefixes)
+        assert found == e.next_steps_many(topics, prefixes)
+        assert found[0] == [Step("r05", True), Step("s")] and found[3] == [Step("r07", True), Step("s")]
+        assert [len(f) for f in found] == [2, 40, 41, 2, 40]
+        assert n.expand_many(topics[:2], parse_path("r05|s")) == e.expand_many(topics[:2], parse_path("r05|s"))
+    finally:
+        delete_graph(conn, label)
+        conn.close()
+
+
 def test_neo4j_connect_and_open_graph(neo4j_fixture_graph):
-    graph = Neo4jGraph.connect(neo4j_settings(), label=FIXTURE_LABEL)
+    graph = Neo4jGraph.connect(neo4j_settings(walk_cap=3), label=FIXTURE_LABEL)
     try:
         assert graph.find_entities("kismet") == ["Kismet"]
+        assert graph.walk_cap == 3
+        assert graph.identity() == f"neo4j:{neo4j_uri()}/neo4j/{FIXTURE_LABEL}"
+        assert graph.identity() != Neo4jGraph(graph.connection).identity()     # another label, another graph
     finally:
         graph.close()
     with pytest.raises(GraphError, match="holds no KgqaNothingHere graph: load one with kgqa kg load"):
@@ -400,12 +579,42 @@ def test_metaqa_gold_paths_same_answers_and_evidence(hop, metaqa_neo4j, metaqa_e
 
 
 @pytest.mark.parametrize("hop", [1, 2, 3])
-def test_metaqa_reachable_paths(hop, metaqa_neo4j, metaqa_embedded, metaqa_questions):
+def test_metaqa_next_steps_of_a_three_hop_beam(hop, metaqa_neo4j, metaqa_embedded, metaqa_questions):
     topics = [t for t, _, _ in metaqa_questions[hop][:40]]
-    from_neo4j = metaqa_neo4j.reachable_paths_many(topics, 3)
-    assert from_neo4j == metaqa_embedded.reachable_paths_many(topics, 3)
-    for topic, paths, (_, gold, _) in zip(topics, from_neo4j, metaqa_questions[hop]):
-        assert parse_path(gold) in paths, (topic, gold)
+    found = beam(metaqa_embedded, topics, 3)
+    assert beam(metaqa_neo4j, topics, 3) == found
+    steps = {(t, p): s for t, p, s in found}
+    assert len(steps) > 400
+    for topic, gold, _ in metaqa_questions[hop][:40]:      # the gold path is among what the beam can walk
+        path = parse_path(gold)
+        for h in range(len(path)):
+            assert path[h] in steps[(topic, path[:h])], (topic, gold)
+
+
+@pytest.mark.parametrize("hop", [1, 2, 3])
+def test_metaqa_capped_walks_same_sample_and_counts(hop, metaqa_neo4j, metaqa_embedded, metaqa_questions):
+    by_path: dict[str, list[str]] = defaultdict(list)
+    for topic, path, _ in metaqa_questions[hop]:
+        by_path[path].append(topic)
+    metaqa_neo4j.walk_cap = metaqa_embedded.walk_cap = 10
+    try:
+        capped = 0
+        for path, topics in by_path.items():
+            got = metaqa_neo4j.expand_many(topics, parse_path(path))
+            want = metaqa_embedded.expand_many(topics, parse_path(path))
+            for a, b in zip(got, want):
+                assert (a.capped, a.reached, a.evidence) == (b.capped, b.reached, b.evidence), (a.topic, path)
+                assert len(a.answers) <= 10 and (a.capped or a.reached == len(a.answers))
+                capped += a.capped
+        assert capped >= 5
+    finally:
+        metaqa_neo4j.walk_cap = metaqa_embedded.walk_cap = DEFAULT_WALK_CAP
+
+
+def test_mask_uri():
+    assert mask_uri("bolt://neo4j:secret@db.example:7687") == "bolt://***@db.example:7687"
+    assert mask_uri("neo4j+s://u@db.example?policy=eu") == "neo4j+s://***@db.example?policy=eu"
+    assert mask_uri("bolt://127.0.0.1:7687") == "bolt://127.0.0.1:7687"
 
 
 def test_metaqa_agent_gives_the_same_results_on_both_backends(metaqa_neo4j, metaqa_embedded, metaqa_questions):

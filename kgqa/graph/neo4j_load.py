@@ -1,10 +1,18 @@
-"""Bulk-load triples into Neo4j: batched UNWIND + MERGE, idempotent, with a progress callback.
+"""Bulk-load triples into Neo4j over Bolt: batched UNWIND, idempotent, with a progress callback.
 
 The layout is the one `kgqa.graph.neo4j_store` reads (see its docstring for why each relation is a
 relationship type): entities are `(:Entity {name, key, seq})` nodes under a uniqueness constraint on
-`name` plus an index on `key`; each triple is `(subject)-[:relation]->(object)`. Everything is MERGEd,
-so loading a file twice, or resuming a load that died half way, neither duplicates nor loses a triple;
-an entity keeps the `seq` (load order) it got when it was first created.
+`name` plus an index on `key`; each triple is `(subject)-[:relation]->(object)`.
+
+Into a label that holds no entity yet, entities and triples are CREATEd (no existence checks: faster,
+see eval/neo4j.md); into one that holds some, everything is MERGEd. So loading a file twice, or
+resuming a load that died half way (its label is no longer empty), neither duplicates nor loses a
+triple; an entity keeps the `seq` (load order) it got when it was first created.
+
+`write_import_files` writes the same layout as CSV files for `neo4j-admin database import full`, the
+offline bulk importer: faster still for a big first load, but it needs the server stopped, the
+files on the server's machine and an empty database (it replaces the whole database, every label),
+so it is a tool for setting up a server, not something `kgqa kg load` can do over Bolt.
 
 Entity names travel as parameters; relation names are formatted into the query text (a type cannot
 be a parameter), so each one is checked against the loader's one-word rule first and backtick-quoted.
@@ -12,6 +20,7 @@ be a parameter), so each one is checked against the loader's one-word rule first
 
 from __future__ import annotations
 
+import csv
 import re
 import time
 from collections import defaultdict
@@ -39,6 +48,21 @@ CREATE_KEY_INDEX = "CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.key)
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
 NEXT_SEQ = "MATCH (n:{label}) RETURN coalesce(max(n.seq) + 1, 0) AS next"
 
+COUNT_ENTITIES = "MATCH (n:{label}) RETURN count(n) AS entities"
+
+CREATE_ENTITIES = """
+UNWIND $rows AS row
+CREATE (n:{label} {{name: row[0], key: row[1], seq: row[2]}})
+"""
+
+CREATE_TRIPLES = """
+UNWIND $pairs AS pair
+MATCH (s:{label} {{name: pair[0]}})
+MATCH (o:{label} {{name: pair[1]}})
+CREATE (s)-[:{rel}]->(o)
+"""
+"""Only into an empty label, with distinct triples: nothing to check for."""
+
 MERGE_ENTITIES = """
 UNWIND $rows AS row
 MERGE (n:{label} {{name: row[0]}})
@@ -52,6 +76,13 @@ MATCH (o:{label} {{name: pair[1]}})
 MERGE (s)-[:{rel}]->(o)
 """
 
+DELETE_TRIPLES_BATCH = """
+MATCH (:{label})-[r]->()
+WITH r LIMIT $limit
+DELETE r
+RETURN count(*) AS deleted
+"""
+"""Relationships first, a batch at a time: a hub's millions would not fit in one transaction."""
 DELETE_BATCH = """
 MATCH (n:{label})
 WITH n LIMIT $limit
@@ -74,6 +105,8 @@ class LoadSummary:
     triples_created: int = 0
     seconds: float = 0.0
     per_relation: dict[str, int] = field(default_factory=dict)
+    method: str = "merge"
+    """'create' (the label was empty) or 'merge'."""
 
 
 def schema_names(label: str) -> tuple[str, str]:
@@ -111,7 +144,8 @@ def ensure_schema(connection: Neo4jConnection, label: str) -> None:
 
 def load_triples(connection: Neo4jConnection, triples: list[tuple[str, str, str]], *, label: str = DEFAULT_LABEL,
                  batch_size: int = BATCH_SIZE, on_progress: Progress | None = None) -> LoadSummary:
-    """MERGE `triples` into the graph under `label`, `batch_size` rows per write transaction."""
+    """Load `triples` into the graph under `label`, `batch_size` rows per write transaction: CREATE into
+    an empty label, MERGE into one that has entities already."""
     started = time.perf_counter()
     triples = list(dict.fromkeys(triples))
     by_relation: dict[str, list[list[str]]] = defaultdict(list)
@@ -123,28 +157,51 @@ def load_triples(connection: Neo4jConnection, triples: list[tuple[str, str, str]
 
     entities = entity_order(triples)
     summary.entities = len(entities)
-    first = connection.read(lambda tx: tx.run(NEXT_SEQ.format(label=quoted)).single()["next"])
+    existing = connection.read(lambda tx: tx.run(COUNT_ENTITIES.format(label=quoted)).single()["entities"])
+    summary.method = "merge" if existing else "create"
+    first = connection.read(lambda tx: tx.run(NEXT_SEQ.format(label=quoted)).single()["next"]) if existing else 0
     rows = [[name, name_key(name), first + i] for i, name in enumerate(entities)]
-    merge_entities = MERGE_ENTITIES.format(label=quoted)
+    write_entities = (MERGE_ENTITIES if existing else CREATE_ENTITIES).format(label=quoted)
     done = 0
     for batch in _batches(rows, batch_size):
-        counters = connection.write(_write, merge_entities, {"rows": batch})
+        counters = connection.write(_write, write_entities, {"rows": batch})
         summary.entities_created += counters.nodes_created
         done += len(batch)
         if on_progress:
             on_progress("entities", done, len(rows))
 
     done = 0
+    write_triples = MERGE_TRIPLES if existing else CREATE_TRIPLES
     for relation, pairs in sorted(by_relation.items()):
-        merge_triples = MERGE_TRIPLES.format(label=quoted, rel=quote_name(relation))
+        query = write_triples.format(label=quoted, rel=quote_name(relation))
         for batch in _batches(pairs, batch_size):
-            counters = connection.write(_write, merge_triples, {"pairs": batch})
+            counters = connection.write(_write, query, {"pairs": batch})
             summary.triples_created += counters.relationships_created
             done += len(batch)
             if on_progress:
                 on_progress("triples", done, len(triples))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def write_import_files(triples: list[tuple[str, str, str]], folder: Path) -> tuple[Path, Path]:
+    """The layout as CSV files for `neo4j-admin database import full` (see eval/neo4j.md for the command):
+    `entities.csv` (name:ID, key, seq:long) and `triples.csv` (:START_ID, :END_ID, :TYPE)."""
+    triples = list(dict.fromkeys(triples))
+    for _, r, _ in triples:
+        check_relation(r)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entities_file, triples_file = folder / "entities.csv", folder / "triples.csv"
+    with entities_file.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+        writer.writerow(["name:ID", "key", "seq:long"])
+        writer.writerows([name, name_key(name), i] for i, name in enumerate(entity_order(triples)))
+    with triples_file.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+        writer.writerow([":START_ID", ":END_ID", ":TYPE"])
+        writer.writerows([s, o, r] for s, r, o in triples)
+    return entities_file, triples_file
 
 
 def _write(tx: neo4j.ManagedTransaction, query: str, params: dict) -> neo4j.SummaryCounters:
@@ -168,12 +225,13 @@ def load_file(settings: Settings, path: Path, fmt: str | None = None, *, label: 
 def delete_graph(connection: Neo4jConnection, label: str, batch_size: int = BATCH_SIZE) -> int:
     """Remove every entity (and its triples) under `label`, and its constraint and index."""
     quoted = quote_name(check_label(label))
-    deleted = 0
-    while True:
-        n = connection.write(lambda tx: tx.run(DELETE_BATCH.format(label=quoted), limit=batch_size).single()["deleted"])
-        deleted += n
-        if n < batch_size:
-            break
+    for query in (DELETE_TRIPLES_BATCH, DELETE_BATCH):
+        deleted = 0
+        while True:
+            n = connection.write(lambda tx: tx.run(query.format(label=quoted), limit=batch_size).single()["deleted"])
+            deleted += n
+            if n < batch_size:
+                break
     constraint, index = schema_names(label)
     with connection.errors(), connection.driver.session(database=connection.database) as session:
         session.run(DROP_CONSTRAINT.format(name=constraint)).consume()

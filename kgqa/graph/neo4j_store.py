@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import neo4j
 from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from kgqa.config import Settings
 from kgqa.errors import GraphError
-from kgqa.graph.store import Expansion, GraphStore, step_triple
+from kgqa.graph.store import DEFAULT_WALK_CAP, Expansion, GraphStore, step_triple
 from kgqa.types import Path, Step
 
 DEFAULT_LABEL = "Entity"
@@ -51,6 +53,13 @@ RETRY_SECONDS = 10.0
 CONNECT_TIMEOUT = 5.0
 TOPICS_PER_QUERY = 512
 """Batch expansions send at most this many topics per round trip."""
+DISPATCH_ALL_STEPS = 64
+"""Graphs with at most this many steps (2 per relation) get one `next_steps_many` query text per prefix
+length, with a branch for every step at every hop (planned once by Neo4j, then cached); bigger ones get a
+text per batch, with branches for the steps the batch's prefixes take."""
+SCAN_DEGREE = 64
+"""`next_steps_many` reads the steps of an entity with at most max(this, 2 per step of the graph)
+relationships by scanning them, and those of a bigger one by one existence check per step."""
 
 START_HINT = "is it running? start it with bash services/neo4j/start.sh"
 
@@ -99,41 +108,94 @@ CALL (i) {{
 }}
 """
 
-EXPAND_START = RESOLVE_TOPICS + "WITH i, t, t AS x0, [] AS c0\n"
+EXPAND_START = RESOLVE_TOPICS + "WITH i, t, [[t, []]] AS f0, [] AS edges\n"
 EXPAND_HOP = """
-OPTIONAL MATCH (x{prev}){pattern}(x{hop}){avoid_topic}
-WITH i, t, x{hop}, min([x{prev}.seq, x{prev}.name] + c{prev}) AS c{hop}
+CALL (f{prev}) {{
+  UNWIND f{prev} AS e
+  WITH e[0] AS x
+  RETURN sum(COUNT {{ (x){pattern}() }}) AS n{hop}
+}}
+CALL (t, f{prev}) {{
+  UNWIND f{prev} AS e
+  WITH e[0] AS x, e[1] AS c
+  CALL (x) {{
+    MATCH (x){pattern}(y) RETURN y ORDER BY y.seq LIMIT $cap
+  }}
+  WITH x, c, y LIMIT $cap
+  WITH x, c, y WHERE {keep}
+  WITH y, min([x.seq, x.name] + c) AS c
+  ORDER BY y.seq
+  RETURN collect([y, c]) AS f{hop}
+}}
+WITH i, t, f{hop}, edges + [n{hop}] AS edges
 """
-"""One hop of a path for all topics at once. Walks are not restricted to distinct relationships
-(one MATCH per hop), exactly like EmbeddedGraph, and a walk of two or more steps never comes back to
-its topic. Each entity reached is kept once per topic, with the chain of the entity it was reached
-from that was seen first (smallest `seq`): `c` holds [seq, name] of every entity on that chain,
-nearest first."""
+"""One hop of a path for all topics at once, capped per topic. The frontier `f` of a topic is a list of
+[entity, chain] sorted by `seq` (load order, EmbeddedGraph's entity ids): the hop follows the first
+$cap edges of the frontier in (source seq, target seq) order, EmbeddedGraph's storage order, and
+reads no more of a hub than that plus one top-$cap sort of the node where the cap falls (the rows
+stream through the per-entity subquery in frontier order and the outer LIMIT stops the stream).
+`n` counts the edges the hop had (a typed degree per entity, from the degree store on dense nodes).
+Walks are not restricted to distinct relationships, exactly like EmbeddedGraph; a walk of two or
+more steps never comes back to its topic (`keep`). Each entity reached is kept once per topic, with
+the chain of the entity it was reached from that comes first (smallest `seq`): `c` holds
+[seq, name] of every entity on that chain, nearest first."""
 EXPAND_END = """
-RETURN i, t.name AS topic,
-       collect(CASE WHEN x{hop} IS NOT NULL THEN [x{hop}.seq, x{hop}.name] + c{hop} END) AS found
+RETURN i, t.name AS topic, [e IN f{hop} | [e[0].seq, e[0].name] + e[1]] AS found, edges
 """
 
-REACHABLE_START = RESOLVE_TOPICS + "WITH i, t AS x0, [] AS p0\n"
-REACHABLE_HOP = """
-CALL (x{prev}) {{
-  MATCH (x{prev})-[r]->(x) RETURN [type(r), false] AS s, x
-  UNION ALL
-  MATCH (x{prev})<-[r]-(x) RETURN [type(r), true] AS s, x
+NEXT_STEPS_START = RESOLVE_TOPICS + "WITH i, t, [t] AS f0\n"
+NEXT_STEPS_HOP = """
+CALL (i, t, f{prev}) {{
+  WITH f{prev} WHERE size($prefixes[i]) < {hop}
+  RETURN f{prev} AS f{hop}
+{branches}}}
+"""
+"""Hop `hop` of every row's prefix: a row whose prefix is shorter keeps its frontier; the others take
+the one branch whose step is theirs ($prefixes[i][hop - 1] is the branch number)."""
+NEXT_STEPS_BRANCH = """  UNION ALL
+  WITH f{prev} WHERE $prefixes[i][{index}] = {branch}
+  CALL (t, f{prev}) {{
+    UNWIND f{prev} AS x
+    CALL (x) {{
+      MATCH (x){pattern}(y) RETURN y ORDER BY y.seq LIMIT $cap
+    }}
+    WITH y LIMIT $cap
+    WITH DISTINCT y WHERE y <> t
+    WITH y ORDER BY y.seq
+    RETURN collect(y) AS f{hop}
+  }}
+  RETURN f{hop}
+"""
+"""One step of a hop, capped per topic exactly as EXPAND_HOP; the walk will be longer than the
+prefix, so it never comes back to the topic."""
+NEXT_STEPS = """
+UNWIND CASE f{last} WHEN [] THEN [null] ELSE f{last} END AS x
+WITH x, collect(i) AS rows
+CALL (x) {{
+  CALL (x) {{
+    WITH x WHERE x IS NOT NULL AND COUNT {{ (x)--() }} <= $scan
+    MATCH (x)-[r]->() RETURN type(r) AS relation, false AS inverse
+    UNION
+    WITH x WHERE x IS NOT NULL AND COUNT {{ (x)--() }} <= $scan
+    MATCH (x)<-[r]-() RETURN type(r) AS relation, true AS inverse
+    UNION
+    WITH x WHERE x IS NOT NULL AND COUNT {{ (x)--() }} > $scan
+    UNWIND [{checks}] AS s
+    WITH s WHERE s IS NOT NULL
+    RETURN s[0] AS relation, s[1] AS inverse
+  }}
+  WITH relation, inverse ORDER BY relation, inverse
+  RETURN collect([relation, inverse]) AS steps
 }}
-WITH DISTINCT i, p{prev} + [s] AS p{hop}, x AS x{hop}
+UNWIND rows AS i
+RETURN i, collect(DISTINCT steps) AS sets
 """
-REACHABLE_END = """
-UNWIND [{checks}] AS s
-WITH i, p{prev}, s WHERE s IS NOT NULL
-WITH DISTINCT i, p{prev} + [s] AS p
-RETURN i, collect(p) AS paths
-"""
-"""The longest paths only: every shorter path is a prefix of one, since an entity reached by a step
-can always walk that step back. The last hop asks each entity which steps it can walk (an existence
-check per step, cheap even on a hub, whose relationships are grouped by type) instead of expanding
-every relationship of every entity reached."""
-STEP_CHECK = "CASE WHEN EXISTS {{ (x{prev}){pattern}() }} THEN $steps[{k}] END"
+"""The steps of the entities each row's prefix reached. Each entity reached (by any row) is looked at once:
+its relationships are scanned when it has at most $scan of them, or else (a hub) it gets one existence
+check per step of the graph, each answered from the node's relationship groups without reading a
+relationship. A row gets the distinct step sets of its entities (entities alike share one); a row whose
+prefix reached nothing gets the empty set, and a topic not in the graph no row."""
+STEP_CHECK = "CASE WHEN EXISTS {{ (x){pattern}() }} THEN $steps[{k}] END"
 
 STEP_PAIRS = """
 MATCH (x:{label})
@@ -167,6 +229,14 @@ def check_label(label: str) -> str:
     if not _LABEL.fullmatch(label):
         raise GraphError(f"graph label {label!r} must be a letter or '_' followed by letters, digits or '_'")
     return label
+
+
+def mask_uri(uri: str) -> str:
+    """The URI with any user and password in it replaced by `***`."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def name_key(name: str) -> str:
@@ -258,8 +328,12 @@ class Neo4jConnection:
 class Neo4jGraph(GraphStore):
     """A knowledge graph in a Neo4j database, queried over Bolt; see the module docstring."""
 
-    def __init__(self, connection: Neo4jConnection, label: str = DEFAULT_LABEL) -> None:
+    def __init__(self, connection: Neo4jConnection, label: str = DEFAULT_LABEL,
+                 walk_cap: int = DEFAULT_WALK_CAP) -> None:
+        if walk_cap < 1:
+            raise GraphError(f"walk_cap must be at least 1 (got {walk_cap})")
         self.connection = connection
+        self.walk_cap = walk_cap
         self.label = check_label(label)
         self._label = quote_name(label)
         self._relations: list[str] | None = None
@@ -272,7 +346,7 @@ class Neo4jGraph(GraphStore):
         connection = Neo4jConnection.from_settings(settings, retry_seconds)
         try:
             connection.verify()
-            graph = cls(connection, label)
+            graph = cls(connection, label, settings.walk_cap)
             if not graph.relations():
                 raise GraphError(f"Neo4j at {connection.uri} (database {connection.database!r}) holds no "
                                  f"{label} graph: load one with kgqa kg load FILE --graph {connection.uri}")
@@ -330,7 +404,7 @@ class Neo4jGraph(GraphStore):
         parts = [self._q(EXPAND_START)]
         for hop, step in enumerate(path, start=1):
             parts.append(EXPAND_HOP.format(prev=hop - 1, hop=hop, pattern=step_pattern(step, self._rel(step)),
-                                           avoid_topic=f" WHERE x{hop} <> t" if len(path) > 1 else ""))
+                                           keep="y <> t" if len(path) > 1 else "true"))
         parts.append(EXPAND_END.format(hop=len(path)))
         return "".join(parts)
 
@@ -339,17 +413,63 @@ class Neo4jGraph(GraphStore):
         expansions: list[Expansion] = []
         for start in range(0, len(topics), TOPICS_PER_QUERY):
             chunk = topics[start:start + TOPICS_PER_QUERY]
-            rows = {r["i"]: r for r in self._read_all(query, names=chunk, keys=[name_key(t) for t in chunk])}
+            rows = {r["i"]: r for r in self._read_all(query, names=chunk, keys=[name_key(t) for t in chunk],
+                                                      cap=self.walk_cap)}
             for i, name in enumerate(chunk):
                 if i not in rows:
                     raise self._missing(name)
                 expansion = Expansion(rows[i]["topic"], path)
-                for found in sorted(rows[i]["found"], key=lambda f: f[0]):
+                for found in rows[i]["found"]:  # sorted by the answer's seq
                     chain = found[1::2][::-1]  # names: topic, hop 1, ..., answer
                     expansion.evidence[chain[-1]] = [step_triple(step, chain[h], chain[h + 1])
                                                      for h, step in enumerate(path)]
+                self._mark_capped(expansion, rows[i]["edges"])
                 expansions.append(expansion)
         return expansions
+
+    def _mark_capped(self, expansion: Expansion, edges: list[int]) -> None:
+        """`capped` when a hop had more than walk_cap edges; `reached` then counts the last hop's edges
+        (as EmbeddedGraph), else the answers."""
+        expansion.capped = any(n > self.walk_cap for n in edges)
+        expansion.reached = edges[-1] if expansion.capped else len(expansion.evidence)
+
+    def next_steps_query(self, branches: list[list[Step]]) -> str:
+        """The one query that lists the next steps of many (topic, prefix) rows; `branches[h]`: the steps
+        hop h + 1 can take (all the graph's, or those of the batch's prefixes when the graph has many)."""
+        parts = [self._q(NEXT_STEPS_START)]
+        for hop, steps in enumerate(branches, start=1):
+            text = "".join(NEXT_STEPS_BRANCH.format(prev=hop - 1, hop=hop, index=hop - 1, branch=k,
+                                                    pattern=step_pattern(step, self._rel(step)))
+                           for k, step in enumerate(steps))
+            parts.append(NEXT_STEPS_HOP.format(prev=hop - 1, hop=hop, branches=text))
+        checks = ", ".join(STEP_CHECK.format(pattern=step_pattern(step, quote_name(step.relation)), k=k)
+                           for k, step in enumerate(self.all_steps()))
+        parts.append(NEXT_STEPS.format(last=len(branches), checks=checks))
+        return "".join(parts)
+
+    def next_steps_many(self, topics: list[str], prefixes: list[Path]) -> list[list[Step]]:
+        if len(topics) != len(prefixes):
+            raise ValueError(f"{len(topics)} topics but {len(prefixes)} prefixes")
+        if not topics:
+            return []
+        steps = self.all_steps()
+        hops = max(len(p) for p in prefixes)
+        if len(steps) <= DISPATCH_ALL_STEPS:  # one query text per prefix length: Neo4j plans it once
+            branches = [steps] * hops
+        else:                                 # a big schema: only the steps the batch walks
+            branches = [sorted({p[h] for p in prefixes if len(p) > h}, key=str) for h in range(hops)]
+        for step in {step for p in prefixes for step in p}:
+            self._rel(step)  # an unknown relation is an error, before anything runs
+        index = [{step: k for k, step in enumerate(b)} for b in branches]
+        rows = self._read_all(self.next_steps_query(branches), names=topics, keys=[name_key(t) for t in topics],
+                              prefixes=[[index[h].get(step, -1) for h, step in enumerate(p)] for p in prefixes],
+                              cap=self.walk_cap, scan=max(SCAN_DEGREE, 2 * len(steps)),
+                              steps=[[s.relation, s.inverse] for s in steps])
+        found = {r["i"]: sorted({Step(rel, inv) for steps in r["sets"] for rel, inv in steps}, key=str) for r in rows}
+        for i, name in enumerate(topics):
+            if i not in found:
+                raise self._missing(name)
+        return [found[i] for i in range(len(topics))]
 
     def relations(self) -> list[str]:
         if self._relations is None:
@@ -373,43 +493,14 @@ class Neo4jGraph(GraphStore):
                 result[Step(a.relation, not a.inverse)].add(b)
         return {step: sorted(result[step], key=order.__getitem__) for step in sorted(order, key=order.__getitem__)}
 
-    def reachable_paths(self, topic: str, max_hops: int) -> list[Path]:
-        return self.reachable_paths_many([topic], max_hops)[0]
-
-    def reachable_query(self, max_hops: int) -> str:
-        hops = max(1, max_hops)  # EmbeddedGraph lists the one-step paths even for max_hops < 1
-        parts = [self._q(REACHABLE_START)]
-        parts += [REACHABLE_HOP.format(prev=h - 1, hop=h) for h in range(1, hops)]
-        steps = self.all_steps()
-        checks = ", ".join(STEP_CHECK.format(prev=hops - 1, pattern=step_pattern(step, quote_name(step.relation)), k=k)
-                           for k, step in enumerate(steps))
-        parts.append(REACHABLE_END.format(prev=hops - 1, checks=checks))
-        return "".join(parts)
-
-    def reachable_paths_many(self, topics: list[str], max_hops: int) -> list[list[Path]]:
-        query = self.reachable_query(max_hops)
-        steps = [[step.relation, step.inverse] for step in self.all_steps()]
-        order = self._step_order()
-        found: list[list[Path]] = []
-        for start in range(0, len(topics), TOPICS_PER_QUERY):
-            chunk = topics[start:start + TOPICS_PER_QUERY]
-            rows = {r["i"]: r["paths"] for r in self._read_all(query, names=chunk, keys=[name_key(t) for t in chunk],
-                                                               steps=steps)}
-            for i, name in enumerate(chunk):
-                if i not in rows and not self.find_entities(name):
-                    raise self._missing(name)
-                paths = set()
-                for longest in rows.get(i, []):
-                    steps = tuple(Step(rel, inv) for rel, inv in longest)
-                    paths.update(steps[:k] for k in range(1, len(steps) + 1))
-                # depth-first order of EmbeddedGraph: by step ids, each path before its extensions
-                found.append(sorted(paths, key=lambda p: tuple(order[s] for s in p)))
-        return found
+    def identity(self) -> str:
+        """`neo4j:URI/database/label`, with any credentials in the URI masked."""
+        return f"neo4j:{mask_uri(self.connection.uri)}/{self.connection.database}/{self.label}"
 
     def stats(self) -> dict[str, object]:
         per_relation = dict(sorted(self._relation_counts().items()))
         entities = self._read_all(self._q(COUNT_ENTITIES))[0]["entities"]
-        return {"source": f"{self.connection.uri} (database {self.connection.database}, label {self.label})",
+        return {"source": f"{mask_uri(self.connection.uri)} (database {self.connection.database}, label {self.label})",
                 "entities": int(entities), "triples": sum(per_relation.values()),
                 "relations": len(per_relation), "triples_per_relation": per_relation}
 
