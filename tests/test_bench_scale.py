@@ -124,12 +124,14 @@ def test_a_step_past_its_timeout_is_killed_and_reported(tmp_path):
 
 def test_summary_counts_timeouts_as_slowest_and_misses():
     questions = [{"id": str(i), "topic": "A", "path": "r", "topic_degree": 1, "gold": np.array([1, 2])}
-                 for i in range(4)]
+                 for i in range(5)]  # "4" was never reached
     records = {"0": {"status": "ok", "ms": 10.0, "answers": 1, "top": "B", "entity": "A", "path": "r"},
                "1": {"status": "ok", "ms": 20.0, "answers": 1, "top": "X", "entity": "A", "path": "r"},
                "2": {"status": "ok", "ms": 30.0, "answers": 0, "top": None, "entity": "A", "path": "s"},
                "3": {"status": "timeout", "ms": 900.0}}
     summary = bench_scale.group_summary(questions, records, {"B": 1, "X": 7})
-    assert summary["hits1"] == 25.0 and summary["answered"] == 2 and summary["timeouts"] == 1
-    assert summary["p50_ms"] == 20.0 and summary["p95_ms"] is None  # the 95th percentile is the timed-out one
-    assert summary["path_acc"] == 50.0
+    assert summary["hits1"] == 20.0 and summary["answered"] == 2 and summary["timeouts"] == 1
+    assert summary["finished"] == 4
+    assert summary["p50_ms"] == 30.0 and summary["p95_ms"] is None  # slower than the answered ones: the last two
+    assert summary["path_acc"] == 40.0
+    assert bench_scale._latency(summary) == "30 / timeout (1 timed out, 1 not reached)"
