@@ -279,6 +279,8 @@ def _answer_chunk(answer_batch: Callable[[list[str]], list[Any]], todo: list[Inp
         return {}, None
     try:
         results = _with_retries(lambda: answer_batch([r.question for r in good]), delays, sleep)
+        if len(results) != len(good):
+            raise RuntimeError(f"{len(results)} results for {len(good)} questions")
         return dict(zip((r.key for r in good), results)), None
     except Exception as exc:
         if stops_the_run(exc):

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kgqa.config import Settings, load_settings
-from kgqa.errors import InputError, KgqaError, LLMError
+from kgqa.errors import InputError, KgqaError
 from kgqa.types import Result
 
 app = typer.Typer(help="Question answering over knowledge graphs, with the evidence behind every answer.",

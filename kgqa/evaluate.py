@@ -7,7 +7,6 @@ import math
 import os
 import platform
 import re
-import statistics
 import time
 import tomllib
 from collections.abc import Callable
