@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -361,12 +362,13 @@ class Cell:
     questions: list[dict[str, Any]]
     info: dict[str, Any]
 
-    @property
+    @cached_property
     def name_ids(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.graph.entity_names)}
 
 
 def prepare_cell(spec: ScaleSpec, work: Path, per_group: int) -> Cell:
+    """Generate (or reuse) the cell's triples file and write its questions."""
     started = time.perf_counter()
     file = work / "graphs" / f"{spec.name}.txt"
     graph, written = scalegen.ensure_file(spec, file)
@@ -396,10 +398,10 @@ def measure_backend(cell: Cell, backend: str, args: argparse.Namespace) -> dict[
         load_cmd += ["--graph", graph_arg]
     load = run_step(load_cmd, env, args.timeout, run_dir / "load")
     row["load"] = step_record(load) | loaded_counts(load)
-    if load.status == "ok":
-        row["load"]["triples_per_s"] = round(cell.spec.triples / load.seconds)
-    else:
+    if load.status != "ok":
         return row
+    row["load"]["triples_per_s"] = round(cell.spec.triples / load.seconds)
+    row["load"]["all_triples_loaded"] = row["load"].get("triples") == cell.spec.triples
     start = run_step([*kgqa_command(), "kg", "stats", "--graph", graph_arg, "--json"], env, args.timeout,
                      run_dir / "start")
     row["start"] = step_record(start)
@@ -473,15 +475,13 @@ def neo4j_stop(args: argparse.Namespace) -> None:
 
 
 def measure_neo4j(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
+    """The Neo4j row of a cell, on a fresh server that is stopped afterwards (also when it failed to start)."""
     try:
         neo4j_start(args)
+        return measure_backend(cell, "neo4j", args) | {"server_peak_mb": neo4j_peak_mb(args)}
     except subprocess.CalledProcessError as exc:
         return {"triples": cell.spec.triples, "relations": cell.spec.relations, "backend": "neo4j",
                 "graph": cell.info, "error": f"the Neo4j server did not start ({exc})"}
-    try:
-        row = measure_backend(cell, "neo4j", args)
-        row["server_peak_mb"] = neo4j_peak_mb(args)
-        return row
     finally:
         neo4j_stop(args)
 
@@ -539,7 +539,7 @@ def _p50(group: dict[str, Any]) -> str:
 
 def markdown_row(row: dict[str, Any]) -> list[str]:
     load, start, ask = row.get("load"), row.get("start"), row.get("ask")
-    cells = [f"{row['triples']:,}", f"{row['relations']:,}", row["backend"], _seconds(load),
+    cells = [f"{row['triples']:,}", f"{row['relations']:,}", row["backend"], _seconds(load) if load else row["error"],
              f"{load['triples_per_s']:,}" if load and "triples_per_s" in load else "–",
              f"{load['peak_mb']:,.0f}" if load else "–", _seconds(start),
              f"{start['peak_mb']:,.0f}" if start else "–"]
