@@ -22,7 +22,12 @@ snapshot afterwards (the linker asks for the degree of every candidate of every 
 `refresh()` forgets it, and the cached relation list, after more triples are loaded.
 
 Queries are named constants below; path queries are put together from the HOP constants, one hop
-each, so that walking a path of any length for any number of topics is one round trip.
+each, so that walking a path of any length for any number of topics is one round trip, and so is
+listing the next steps of any number of (topic, prefix) rows (`next_steps_many`, the path search's
+primitive). Walks follow EmbeddedGraph exactly, capped ones included: each step follows at most
+`walk_cap` edges per topic, the first ones in load order (`seq` of the source, then of the target),
+and a hub on a walk costs a count of its edges from the degree store plus one top-`walk_cap` sort of
+its edges of that step (their targets' `seq`), never a walk beyond the sample.
 Answering runs in read transactions (read sessions, `execute_read`), each with a timeout
 (`neo4j_timeout`). Transient failures (ServiceUnavailable, SessionExpired, TransientError) are
 retried by the driver's managed transactions with exponential backoff and jitter for up to
