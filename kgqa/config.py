@@ -34,9 +34,9 @@ class Settings:
     cache_dir: Path = _default_cache()
     """Where graph caches, path vectors and trained models live."""
     max_hops: int = 3
-    beam_width: int = 10
+    beam_width: int = 4
     """Partial relation paths the path search keeps at each hop (0: keep all, i.e. enumerate every walkable path)."""
-    relation_shortlist: int = 32
+    relation_shortlist: int = 8
     """When more steps than this can be walked after a partial path, only the ones nearest the question in the
     graph's relation index (FAISS) are tried (0: try all)."""
     walk_cap: int = 10_000
