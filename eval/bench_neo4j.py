@@ -114,7 +114,8 @@ def admin_import(triples: list[tuple[str, str, str]], password: str) -> dict[str
     started = time.perf_counter()
     subprocess.run(["java", "-Xmx1g", "-cp", str(REPO / "services/neo4j/lib/*"), "org.neo4j.cli.AdminTool",
                     "database", "import", "full", f"--nodes={LABEL}={entities}", f"--relationships={relations}",
-                    "--threads=2", "--max-off-heap-memory=1g", "neo4j"], check=True, capture_output=True,
+                    "--threads=2", "--max-off-heap-memory=1g",
+                    f"--report-file={work / 'import.report'}", "neo4j"], check=True, capture_output=True,
                    env={**os.environ, "NEO4J_HOME": str(home), "NEO4J_CONF": str(home / "conf")})
     times["import_tool_s"] = time.perf_counter() - started
     with socket.socket() as sock:

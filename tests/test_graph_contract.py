@@ -383,6 +383,18 @@ def test_backends_agree_on_every_path_up_to_three_hops(embedded_fixture_graph, n
         assert n.expand_many(names, path) == e.expand_many(names, path), path
 
 
+def test_neo4j_next_steps_in_chunks_of_rows(embedded_fixture_graph, neo4j_fixture_graph, monkeypatch):
+    import kgqa.graph.neo4j_store as store
+
+    names = embedded_fixture_graph.entity_names()
+    rows = [(t, p) for t in names for p in [(), parse_path("directed_by_inv"), parse_path("starred_actors")]]
+    rows = [(t, p) for t, p in rows if not p or embedded_fixture_graph.expand(t, p[:1]).answers]
+    monkeypatch.setattr(store, "ROWS_PER_QUERY", 4)
+    assert len(rows) > 8
+    assert neo4j_fixture_graph.next_steps_many([t for t, _ in rows], [p for _, p in rows]) == \
+           embedded_fixture_graph.next_steps_many([t for t, _ in rows], [p for _, p in rows])
+
+
 def test_a_step_is_listed_when_an_entity_the_prefix_reaches_can_walk_it(graph):
     for topic, prefix, steps in beam(graph, graph.entity_names(), 2):
         if prefix:   # what a longer walk may pass through: the prefix's answers, less the topic

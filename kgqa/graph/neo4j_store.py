@@ -58,6 +58,9 @@ RETRY_SECONDS = 10.0
 CONNECT_TIMEOUT = 5.0
 TOPICS_PER_QUERY = 512
 """Batch expansions send at most this many topics per round trip."""
+ROWS_PER_QUERY = 2048
+"""`next_steps_many` sends at most this many (topic, prefix) rows per round trip: each row's frontier
+(up to walk_cap entities) lives in the query's memory until the end."""
 DISPATCH_ALL_STEPS = 64
 """Graphs with at most this many steps (2 per relation) get one `next_steps_many` query text per prefix
 length, with a branch for every step at every hop (planned once by Neo4j, then cached); bigger ones get a
@@ -453,18 +456,23 @@ class Neo4jGraph(GraphStore):
         return "".join(parts)
 
     def next_steps_many(self, topics: list[str], prefixes: list[Path]) -> list[list[Step]]:
+        """One query per ROWS_PER_QUERY rows (a beam of batch_size questions is one)."""
         if len(topics) != len(prefixes):
             raise ValueError(f"{len(topics)} topics but {len(prefixes)} prefixes")
-        if not topics:
-            return []
+        for step in {step for p in prefixes for step in p}:
+            self._rel(step)  # an unknown relation is an error, before anything runs
+        found: list[list[Step]] = []
+        for start in range(0, len(topics), ROWS_PER_QUERY):
+            found += self._next_steps(topics[start:start + ROWS_PER_QUERY], prefixes[start:start + ROWS_PER_QUERY])
+        return found
+
+    def _next_steps(self, topics: list[str], prefixes: list[Path]) -> list[list[Step]]:
         steps = self.all_steps()
         hops = max(len(p) for p in prefixes)
         if len(steps) <= DISPATCH_ALL_STEPS:  # one query text per prefix length: Neo4j plans it once
             branches = [steps] * hops
         else:                                 # a big schema: only the steps the batch walks
             branches = [sorted({p[h] for p in prefixes if len(p) > h}, key=str) for h in range(hops)]
-        for step in {step for p in prefixes for step in p}:
-            self._rel(step)  # an unknown relation is an error, before anything runs
         index = [{step: k for k, step in enumerate(b)} for b in branches]
         rows = self._read_all(self.next_steps_query(branches), names=topics, keys=[name_key(t) for t in topics],
                               prefixes=[[index[h].get(step, -1) for h, step in enumerate(p)] for p in prefixes],
