@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 from pathlib import Path as FsPath
 
@@ -27,6 +29,10 @@ def verbalise_path(path: Path) -> str:
     return ", then ".join(verbalise_step(step) for step in path)
 
 
+SAVE_EVERY = 512
+"""New path vectors that make `save` rewrite the cache file; the rest are written at exit."""
+
+
 class PathRanker:
     """Cosine similarity between a question and each path's verbalisation, less a penalty per hop.
 
@@ -43,6 +49,8 @@ class PathRanker:
         self._vectors: dict[str, np.ndarray] = {}
         self._texts: dict[Path, str] = {}
         self._dirty = False
+        self._new = 0
+        atexit.register(self.save, force=True)
         if cache_file is not None and cache_file.exists():
             with np.load(cache_file) as data:
                 texts = data["texts"].tobytes().decode("utf-8").split("\n")
@@ -53,18 +61,23 @@ class PathRanker:
         if missing:
             self._vectors.update(zip(missing, self.embedder.embed(missing)))
             self._dirty = True
+            self._new += len(missing)
         return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
 
-    def save(self) -> None:
-        if self.cache_file is None or not self._dirty:
+    def save(self, force: bool = False) -> None:
+        """Write the vectors to the cache file once `SAVE_EVERY` new ones have piled up (or when forced: at exit).
+
+        Rewriting the whole file after every question would cost more than answering it on a big schema.
+        """
+        if self.cache_file is None or not self._dirty or (self._new < SAVE_EVERY and not force):
             return
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         texts = list(self._vectors)
-        tmp = self.cache_file.with_suffix(".tmp.npz")
+        tmp = self.cache_file.with_name(f".{self.cache_file.stem}.{os.getpid()}.tmp.npz")  # one per process
         np.savez(tmp, texts=np.frombuffer("\n".join(texts).encode("utf-8"), np.uint8),
                  vectors=np.stack([self._vectors[t] for t in texts]))
         tmp.replace(self.cache_file)
-        self._dirty = False
+        self._dirty, self._new = False, 0
 
     def text(self, path: Path) -> str:
         """The path's verbalisation (memoised: the search asks for the same paths again and again)."""
