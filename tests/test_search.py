@@ -105,3 +105,21 @@ def test_relation_shortlist_keeps_the_steps_nearest_the_question(world, embedder
     scores = {s: float(v) for s, v in zip(steps, search.ranker.score(question, [(s,) for s in steps]))}
     best = sorted(steps, key=lambda s: -scores[s])[:3]
     assert set(chosen) == set(best)
+
+
+def test_without_the_reranker_a_best_path_that_reaches_nothing_gives_way(tmp_path):
+    """spouse|spouse is walkable from A but comes back only to A, which a longer walk never reaches: the
+    agent walks the next ranked path that has answers instead of saying it found none."""
+    from kgqa.agent import Agent
+    from kgqa.config import load_settings
+
+    graph = EmbeddedGraph.from_triples([("Ann Lee", "spouse", "Bob Ray"), ("Bob Ray", "spouse", "Ann Lee"),
+                                        ("Ann Lee", "born_in", "Paris")])
+    settings = load_settings(overrides={"cache_dir": tmp_path, "reranker": "none", "linker": "names",
+                                        "hop_penalty": 0.0})
+    result = Agent(settings, graph).answer("Ann Lee: spouse, then spouse")
+    assert len(result.path_candidates[0]["path"].split("|")) == 2      # the best-ranked path ...
+    assert graph.expand("Ann Lee", tuple(Step.parse(s) for s in result.path_candidates[0]["path"].split("|"))
+                        ).answers == []                                  # ... reaches nothing
+    assert result.answers and result.path != result.path_candidates[0]["path"]
+    assert "found no answer" not in result.reply
