@@ -50,7 +50,7 @@ class PathRanker:
         self._texts: dict[Path, str] = {}
         self._dirty = False
         self._new = 0
-        atexit.register(self.save, force=True)
+        atexit.register(self._save_at_exit)
         if cache_file is not None and cache_file.exists():
             with np.load(cache_file) as data:
                 texts = data["texts"].tobytes().decode("utf-8").split("\n")
@@ -63,6 +63,12 @@ class PathRanker:
             self._dirty = True
             self._new += len(missing)
         return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
+
+    def _save_at_exit(self) -> None:
+        try:
+            self.save(force=True)
+        except OSError:  # a cache we cannot write is only slower next time
+            pass
 
     def save(self, force: bool = False) -> None:
         """Write the vectors to the cache file once `SAVE_EVERY` new ones have piled up (or when forced: at exit).
