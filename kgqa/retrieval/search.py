@@ -12,9 +12,9 @@ that is exhaustive enumeration of the walkable paths, the reference the beam is 
 
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Sequence
+
+import numpy as np
 
 from kgqa.graph.store import GraphStore
 from kgqa.retrieval.data import PathExample
