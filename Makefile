@@ -14,7 +14,7 @@ bench: setup
 	.venv/bin/python eval/bench_speed.py
 
 # Train the linker, the path retriever and the reranker on MetaQA dev (about 30 minutes on 2 cores);
-# the agent uses them from then on (~/.cache/kgqa/models/).
+# the agent uses them from then on (~/.cache/kgqa/models/<graph key>/).
 models: setup
 	.venv/bin/kgqa train linker
 	.venv/bin/kgqa train retriever

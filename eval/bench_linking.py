@@ -151,17 +151,17 @@ def main() -> None:
         if name == "names":
             linkers[name] = NameMatchLinker(graph)
         elif name == "bert":
-            from kgqa.encoder import load_embedder
+            from kgqa.linking.aliases import NameEmbedder
 
-            linkers[name] = BertLinker.load(args.model or linker_dir(settings), graph, settings.cache_dir,
-                                            lambda texts: load_embedder(settings.embedder).embed(texts))
+            linkers[name] = BertLinker.load(args.model or linker_dir(settings, graph), graph, settings.cache_dir,
+                                            NameEmbedder(settings.embedder))
         else:
             raise SystemExit(f"unknown linker {name!r}: names or bert")
         print(f"{name}: loaded in {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
     report = {"command": "python " + " ".join(sys.argv), "split": args.split, "limit": args.limit,
               "seed": args.seed, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "model": str(args.model or linker_dir(settings)), "results": {}}
+              "model": str(args.model or linker_dir(settings, graph)), "results": {}}
     for hop in [int(h) for h in args.hops.split(",")]:
         cases = read_cases(bench.data_dir / bench.splits[args.split].format(hop=hop), args.limit)
         for set_name in args.sets.split(","):

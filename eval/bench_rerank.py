@@ -68,7 +68,10 @@ def main() -> None:
 
     import torch
 
-    model_dir = args.model or reranker_dir(load_settings())
+    from kgqa.graph import open_graph
+
+    settings = load_settings()
+    model_dir = args.model or reranker_dir(settings, open_graph(settings))
     scratch = None
     if not (model_dir / "model.safetensors").exists():
         from kgqa.encoder import default_model_path

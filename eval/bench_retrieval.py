@@ -28,7 +28,6 @@ from kgqa.config import load_settings
 from kgqa.encoder import default_model_path, load_embedder
 from kgqa.graph import open_graph
 from kgqa.retrieval.data import load_benchmark_examples
-from kgqa.retrieval.index import model_fingerprint
 from kgqa.retrieval.metrics import gold_ranks, recall_table
 from kgqa.retrieval.model import UNTRAINED_HOP_PENALTY, read_meta
 from kgqa.retrieval.paths import PathRanker
@@ -75,7 +74,7 @@ def main() -> None:
         own = float(meta.get("hop_penalty", UNTRAINED_HOP_PENALTY))
         penalties = sorted({own, *args.penalty})
         embedder = load_embedder(str(folder))
-        ranker = PathRanker(embedder, cache_file=settings.cache_dir / "paths" / f"{model_fingerprint(folder)}.npz")
+        ranker = PathRanker(embedder, settings.cache_dir)
         entry = {"folder": str(folder), "trained": bool(meta), "hop_penalty": own, "beams": {}}
         for beam in sorted(set(args.beam or [0, settings.beam_width])):
             search = PathSearch(graph, ranker, settings.max_hops, beam, settings.relation_shortlist if beam else 0)

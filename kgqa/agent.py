@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path as FsPath
 
 from kgqa.config import Settings
 from kgqa.encoder import clean_text, load_embedder, load_torch_embedder
-from kgqa.errors import InputError
 from kgqa.graph import Expansion, GraphStore, open_graph
 from kgqa.linking import make_linker
 from kgqa.llm import make_llm
 from kgqa.llm.tasks import Choice, PathChooser, ReplyWriter
+from kgqa.model_store import say_models_once
 from kgqa.prompting import ExamplePool, Templates
+from kgqa.questions import check_question, mask_span
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
@@ -25,17 +24,9 @@ from kgqa.types import Answer, Entity, Mention, Result, format_path, parse_path
 NO_ENTITY_REPLY = "I found no entity I know in the question."
 
 
-def _model_key(model_dir: FsPath) -> str:
-    weights = model_dir / "model.safetensors"
-    stat = weights.stat()
-    return hashlib.sha256(f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-
-
 def mask_mention(question: str, mention: Mention | None) -> str:
-    """The question with the entity mention replaced, so that paths are matched on the wording alone."""
-    if mention is None or mention.start < 0:
-        return question
-    return question[:mention.start] + "something" + question[mention.end:]
+    """The question with the linked mention masked (`questions.mask_span`)."""
+    return question if mention is None else mask_span(question, mention.start, mention.end)
 
 
 def write_reply(result: Result, limit: int = 10) -> str:
@@ -61,11 +52,11 @@ class Agent:
         self.settings = settings
         self.graph = graph or open_graph(settings)
         self.linker = make_linker(settings, self.graph)
-        self.path_model = path_model(settings)  # the trained retriever when there is one
+        say_models_once(settings, self.graph)
+        self.path_model = path_model(settings, self.graph)  # the trained retriever when there is one
         backend = inference_backend(settings, many)
         self.embedder = (load_torch_embedder if backend == "torch" else load_embedder)(str(self.path_model.model_dir))
-        cache = settings.cache_dir / "paths" / f"{_model_key(self.embedder.model_dir)}.npz"
-        self.ranker = PathRanker(self.embedder, cache_file=cache, hop_penalty=self.path_model.hop_penalty)
+        self.ranker = PathRanker(self.embedder, settings.cache_dir, self.path_model.hop_penalty)
         self.search = path_search(settings, self.graph, self.ranker)
         self.llm = make_llm(settings)
         self.chooser: PathChooser | None = None
@@ -77,7 +68,7 @@ class Agent:
             self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens, margin=settings.llm_margin,
                                        templates=templates)
             self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
-        self.reranker = load_reranker(settings, backend)  # the trained reranker when there is one
+        self.reranker = load_reranker(settings, self.graph, backend)  # the trained reranker when there is one
 
     def answer(self, question: str, topic: str | None = None) -> Result:
         return self.answer_batch([question], [topic])[0]
@@ -88,8 +79,7 @@ class Agent:
             return []
         questions = [clean_text(q) for q in questions]  # undecodable bytes read as U+FFFD, offsets kept
         for question in questions:
-            if not question.strip():
-                raise InputError("the question is empty")
+            check_question(question)
         started = time.perf_counter()
         topics = topics or [None] * len(questions)
         mentions = self._mentions(questions, topics)

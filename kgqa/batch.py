@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kgqa.errors import GraphError, InputError, KgqaError, LLMResponseError, LLMTimeout, LLMUnavailable, ModelError
+from kgqa.questions import question_problem, strip_marks
 
 RECORD_START = b'{"id": '
 """How every record this module writes begins (json.dumps keeps the key order)."""
@@ -74,10 +75,6 @@ def id_key(value: str | int) -> str:
 
 def usable_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def strip_brackets(question: str) -> str:
-    return question.replace("[", "").replace("]", "")
 
 
 def _input_format(path: Path) -> str:
@@ -133,12 +130,12 @@ def _parse_line(fmt: str, line: str, line_no: int) -> InputRecord:
         question = data.get("question")
         if not isinstance(question, str) or not question.strip():
             return InputRecord(record_id, line_no, error="missing or empty 'question'")
-        return InputRecord(record_id, line_no, question.strip())
+        return InputRecord(record_id, line_no, question.strip(), error=question_problem(question.strip()))
     text = line.split("\t")[0] if fmt == "tsv" else line
-    question = strip_brackets(text).strip()
+    question = strip_marks(text).strip()
     if not question:
         return InputRecord(str(line_no), line_no, error="empty question")
-    return InputRecord(str(line_no), line_no, question)
+    return InputRecord(str(line_no), line_no, question, error=question_problem(question))
 
 
 # ---- the output: what is done, and a half-written last record ---------------------------------------

@@ -15,7 +15,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kgqa.config import Settings, load_settings
+from kgqa.config import Settings, load_settings, mask_uri
+from kgqa.model_store import record_graph
+from kgqa.questions import check_question
 from kgqa.errors import InputError, KgqaError
 from kgqa.types import Result
 
@@ -23,10 +25,8 @@ app = typer.Typer(help="Question answering over knowledge graphs, with the evide
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 kg_app = typer.Typer(help="Load and inspect knowledge graphs.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the models kgqa uses.", no_args_is_help=True)
-index_app = typer.Typer(help="Build the retrieval indexes.", no_args_is_help=True)
 app.add_typer(kg_app, name="kg")
 app.add_typer(train_app, name="train")
-app.add_typer(index_app, name="index")
 
 # Text from the graph or the user is printed through escape(): names may contain "[red]" or "[/bold]".
 # emoji=False: a name like "Bob :smile:" is printed as it is.
@@ -41,6 +41,11 @@ LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="none, embedded (Sm
 
 def settings_from(config: Path | None, **overrides: object) -> Settings:
     return load_settings(config, overrides)
+
+
+def recorded_command() -> str:
+    """This command line as reports and model metadata record it, credentials in URIs masked."""
+    return "kgqa " + shlex.join(mask_uri(arg) for arg in sys.argv[1:])
 
 
 def clean_text(text: str) -> str:
@@ -103,8 +108,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question, in plain wor
         json_out: JsonOpt = False, graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
     """Answer one question."""
     question = clean_text(question)
-    if not question.strip():
-        raise InputError("the question is empty")
+    check_question(question)  # before the models load
     agent = build_agent(settings_from(config, graph=graph, llm=llm))
     result = agent.answer(question)
     if json_out:
@@ -201,7 +205,7 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
         raise InputError("--resume needs --out: the report folder of the run to continue")
     settings = settings_from(config, graph=graph, llm=llm)
     report: dict = {"benchmark": bench.name, "split": split, "gold_entities": gold_entities, "limit": limit,
-                    "command": "kgqa " + shlex.join(sys.argv[1:]), "settings": settings.to_dict(),
+                    "command": recorded_command(), "settings": settings.to_dict(),
                     "environment": environment(), "hops": {}}
     examples_per_hop = {h: bench.examples(h, split, limit) for h in hop_list}  # bad data: fail before writing
     out_dir = out or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
@@ -300,8 +304,12 @@ def kg_stats(graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt
     """Counts of entities, triples and relations of the configured graph."""
     from kgqa.graph import open_graph
 
-    store = open_graph(settings_from(config, graph=graph))
+    from kgqa.model_store import graph_models_dir, trained_kinds
+
+    settings = settings_from(config, graph=graph)
+    store = open_graph(settings)
     stats = store.stats()
+    stats["models"] = {"folder": str(graph_models_dir(settings, store)), "trained": trained_kinds(settings, store)}
     store.close()
     if json_out:
         print(json.dumps(stats, indent=2))
@@ -316,56 +324,13 @@ def print_stats(stats: dict) -> None:
     for relation, count in stats["triples_per_relation"].items():
         table.add_row(escape(relation), f"{count:,}")
     console.print(table)
+    models = stats.get("models")
+    if models:
+        trained = ", ".join(models["trained"]) or "none yet (kgqa train ...)"
+        console.print(f"trained models for this graph: {escape(trained)} ({escape(models['folder'])})")
 
 
-# ---- retrieval: indexes and the trained path retriever ------------------------------------------
-
-
-@index_app.command("build")
-def index_build(only: Annotated[Optional[list[str]], typer.Option("--only", help="Build only these: paths, examples, entities (repeatable).")] = None,
-                examples: Annotated[str, typer.Option(help="Few-shot pool: a benchmark (its dev training slice) or a JSONL file with question, topic, path.")] = "metaqa",
-                pool_size: Annotated[int, typer.Option(help="Examples in the pool, spread evenly over gold paths.")] = 3000,
-                graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
-    """Build the FAISS indexes (relation paths, few-shot examples, entity names) under the cache folder.
-
-    An index is rebuilt only when what it indexes or the embedding model changed; otherwise it is loaded.
-    """
-    from kgqa.graph import open_graph
-    from kgqa.retrieval.retrievers import INDEX_KINDS, build_indexes
-
-    kinds = only or list(INDEX_KINDS)
-    unknown = sorted(set(kinds) - set(INDEX_KINDS))
-    if unknown:
-        raise InputError(f"--only {unknown[0]}: expected one of {', '.join(INDEX_KINDS)}")
-    settings = settings_from(config, graph=graph)
-    pool = load_example_pool(examples, pool_size) if "examples" in kinds else None
-    store = open_graph(settings)
-    with progress_bar() as progress:
-        reports = build_indexes(settings, store, kinds, pool,
-                                on_start=lambda kind, total: (lambda n, t=progress.add_task(f"embedding {kind}", total=total):
-                                                              progress.advance(t, n)))
-    store.close()
-    if json_out:
-        print(json.dumps([r.__dict__ for r in reports], indent=2))
-        return
-    table = Table("index", "rows", "state", "seconds", "folder", title="retrieval indexes")
-    for r in reports:
-        table.add_row(r.kind, f"{r.rows:,}", "built" if r.built else "up to date (loaded)", f"{r.seconds:.1f}", r.folder)
-    console.print(table)
-
-
-def load_example_pool(source: str, size: int):
-    """Few-shot examples: a JSONL file, or a benchmark's dev split without its held-out slice."""
-    from kgqa.retrieval.data import load_benchmark_examples, split_dev, stratified_sample
-    from kgqa.retrieval.retrievers import read_example_file
-
-    file = Path(source)
-    if file.suffix == ".jsonl":
-        if not file.exists():
-            raise InputError(f"example pool {file} does not exist")
-        return stratified_sample(read_example_file(file), size)
-    train, _ = split_dev(load_benchmark_examples(source, "dev"))
-    return stratified_sample(train, size)
+# ---- retrieval: the trained path retriever ------------------------------------------
 
 
 @train_app.command("retriever")
@@ -377,7 +342,7 @@ def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark w
                         learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 5e-5,
                         hold_out_path: Annotated[Optional[list[str]], typer.Option(help="A gold path to keep out of training (repeatable), e.g. in_language.")] = None,
                         max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
-                        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/retriever, which the agent uses).")] = None,
+                        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: the graph's own, <cache>/models/<graph key>/retriever, which the agent uses).")] = None,
                         seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune the path retriever: masked question -> the verbalised path that answers it (contrastive, hard negatives)."""
     from kgqa.graph import open_graph
@@ -390,11 +355,11 @@ def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark w
     options = TrainOptions(max_pairs=max_pairs, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
                            seed=seed, hold_out_paths=tuple(hold_out_path or ()), max_hops=settings.max_hops,
                            time_limit_s=max_minutes * 60 if max_minutes else None,
-                           extra={"benchmark": benchmark, "command": "kgqa " + shlex.join(sys.argv[1:]),
+                           extra={"benchmark": benchmark, "command": recorded_command(),
                                   "trained_on": f"{benchmark} dev without its held-out slice ({HELD_OUT_PERCENT}% "
                                                 f"of questions, chosen by a hash of the question)"})
-    target = out or retriever_dir(settings)
     store = open_graph(settings)
+    target = out or retriever_dir(settings, store)
     with progress_bar() as progress:
         task = progress.add_task("training", total=None)
 
@@ -403,6 +368,8 @@ def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark w
 
         meta = train_retriever(store, train, held, target, options, on_step=on_step,
                                on_stage=lambda text: progress.console.print(text))
+    if not out:
+        record_graph(settings, store)
     store.close()
     if json_out:
         print(json.dumps(meta, indent=2))
@@ -431,21 +398,23 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
                      epochs: Annotated[float, typer.Option(help="Passes over the sampled questions.")] = 1.0,
                      learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
                      max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes (0: no limit); the learning rate then anneals by the clock.")] = 10.0,
-                     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/linker, which the agent uses).")] = None,
-                     seed: int = 13, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+                     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: the graph's own, <cache>/models/<graph key>/linker, which the agent uses).")] = None,
+                     seed: int = 13, graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune the BERT mention tagger of the entity linker (BIO tags; mentions marked in square brackets)."""
     from kgqa.encoder import default_model_path
     from kgqa.evaluate import Benchmark
+    from kgqa.graph import open_graph
     from kgqa.linking import linker_dir
     from kgqa.linking.linker import train_linker
     from kgqa.linking.tagger import TrainConfig
 
-    settings = settings_from(config)
+    settings = settings_from(config, graph=graph)
     if not file:
         bench = Benchmark.load(benchmark, str(data) if data else None)
         file = [bench.data_dir / bench.splits["dev"].format(hop=h) for h in bench.hops]
         file += sorted(bench.data_dir.glob("*/ntm_dev.tsv"))
-    target = out or linker_dir(settings)
+    store = open_graph(settings)
+    target = out or linker_dir(settings, store)
     options = TrainConfig(str(default_model_path()), layers=layers, max_length=max_length, batch_size=batch_size,
                           learning_rate=learning_rate, epochs=epochs, seed=seed,
                           time_limit_s=max_minutes * 60 if max_minutes else None)
@@ -456,8 +425,11 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
             progress.update(task, completed=step, total=total, description=f"training the mention tagger (loss {loss:.3f})")
 
         meta = train_linker(target, file, options, max_questions=max_questions or None, on_progress=on_step)
-    meta["command"] = "kgqa " + shlex.join(sys.argv[1:])
+    meta["command"] = recorded_command()
     (target / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if not out:
+        record_graph(settings, store)
+    store.close()
     if json_out:
         print(json.dumps(meta, indent=2))
         return
@@ -479,7 +451,7 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
                        learning_rate: Annotated[float, typer.Option(help="AdamW learning rate (the new classifier: 10x).")] = 3e-4,
                        fusion_questions: Annotated[int, typer.Option(help="Held-out dev questions for fitting the fusion layer.")] = 900,
                        max_minutes: Annotated[float, typer.Option(help="Time for the cross-encoder's training (its schedule shrinks to fit); 0: no limit.")] = 10.0,
-                       out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: <cache>/models/reranker, which the agent uses).")] = None,
+                       out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model folder (default: the graph's own, <cache>/models/<graph key>/reranker, which the agent uses).")] = None,
                        fusion_only: Annotated[bool, typer.Option("--fusion-only", help="Keep the trained cross-encoder; fit only the fusion layer again (after training the linker or retriever again, or with --llm).")] = False,
                        seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None,
                        json_out: JsonOpt = False) -> None:
@@ -498,11 +470,11 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
                             learning_rate=learning_rate, fusion_questions=fusion_questions, seed=seed,
                             top_topics=settings.rerank_topics, top_paths=settings.top_paths,
                             time_limit_s=max_minutes * 60 if max_minutes else None,
-                            extra={"benchmark": benchmark, "command": "kgqa " + shlex.join(sys.argv[1:]),
+                            extra={"benchmark": benchmark, "command": recorded_command(),
                                    "trained_on": f"{benchmark} dev without its held-out slice; fusion on the held-out "
                                                  f"slice ({HELD_OUT_PERCENT}% of questions, chosen by a hash of the question)"})
-    target = out or reranker_dir(settings)
     store = open_graph(settings)
+    target = out or reranker_dir(settings, store)
     with progress_bar() as progress:
         task = None if fusion_only else progress.add_task("training the cross-encoder", total=None)
         scoring: dict = {}
@@ -521,6 +493,8 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
         else:
             meta = train_reranker(settings, store, train, held, target, options, on_step=on_step,
                                   on_stage=lambda text: progress.console.print(text), on_progress=on_progress)
+    if not out:
+        record_graph(settings, store)
     store.close()
     if json_out:
         print(json.dumps(meta, indent=2))

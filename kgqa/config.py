@@ -41,6 +41,12 @@ class Settings:
     graph's relation index (FAISS) are tried (0: try all)."""
     walk_cap: int = 10_000
     """Edges one step of a walk may follow per topic; past it the walk follows that many and says it was capped."""
+    walk_through_topic: bool = True
+    """Whether a walk of two or more steps may pass through its topic entity on the way
+    (`children|parents|children`); a graph convention, set in the graph's own settings file."""
+    topic_as_answer: bool = True
+    """Whether a walk of two or more steps may end at its topic (`spouse|spouse`). MetaQA's graph says no to
+    both: "who acted with X" never answers X."""
     top_paths: int = 5
     """How many ranked paths a result lists (the best one is walked; with the reranker, each topic candidate's are)."""
     rerank_topics: int = 2
@@ -165,6 +171,8 @@ RANGES: dict[str, Range] = {
     "beam_width": whole(0),
     "relation_shortlist": whole(0),
     "walk_cap": whole(1),
+    "walk_through_topic": flag(),
+    "topic_as_answer": flag(),
     "top_paths": whole(1),
     "rerank_topics": whole(1),
     "linker": text(optional=True),
@@ -339,9 +347,39 @@ def read_config_file(file: Path) -> dict[str, Any]:
         raise InputError(f"config file {file}: {exc}") from None
 
 
+GRAPH_SETTINGS_SUFFIX = ".kgqa.toml"
+"""A triples file's own settings sit beside it: `family.tsv` -> `family.tsv.kgqa.toml`."""
+
+
+def graph_settings_file(graph: str) -> Path | None:
+    """The settings file that belongs to a graph (its conventions, e.g. walk_through_topic), if it has one:
+    `<triples file>.kgqa.toml`, or the bundled movie graph's packaged one. Neo4j graphs have none."""
+    if graph == BUNDLED_GRAPH:
+        from importlib import resources
+
+        candidate = Path(str(resources.files("kgqa") / "data" / f"metaqa_kb.txt.gz{GRAPH_SETTINGS_SUFFIX}"))
+    elif "://" in graph:
+        return None
+    else:
+        candidate = Path(graph + GRAPH_SETTINGS_SUFFIX).expanduser()
+    return candidate if candidate.is_file() else None
+
+
+def read_settings_file(file: Path) -> dict[str, Any]:
+    """A settings file's values, checked and coerced; unknown keys are an error."""
+    names = {f.name for f in fields(Settings)}
+    data = read_config_file(Path(file))
+    unknown = set(data) - names
+    if unknown:
+        raise InputError(f"config file {file}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(names))}")
+    return {k: coerce_setting(k, v, f"config file {file}") for k, v in data.items()}
+
+
 def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None,
                   environ: dict[str, str] | None = None) -> Settings:
-    """Build the settings from their four layers; unknown keys in the file are an error."""
+    """Build the settings from their layers, each overriding the one before: defaults < the graph's own
+    settings file (graph_settings_file) < the config file < KGQA_* variables < the command line."""
     environ = dict(os.environ) if environ is None else environ
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
@@ -349,14 +387,12 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
     if file is None and _default_config_file().exists():
         file = _default_config_file()
     if file is not None:
-        data = read_config_file(Path(file))
-        unknown = set(data) - names
-        if unknown:
-            raise InputError(f"config file {file}: unknown setting(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(names))}")
-        values.update({k: coerce_setting(k, v, f"config file {file}") for k, v in data.items()})
+        values.update(read_settings_file(Path(file)))
     for name in names:
         if f"KGQA_{name.upper()}" in environ:
             values[name] = coerce_setting(name, environ[f"KGQA_{name.upper()}"], f"KGQA_{name.upper()}")
     values.update({k: coerce_setting(k, v, "the command line") for k, v in (overrides or {}).items() if v is not None})
+    own = graph_settings_file(values.get("graph", BUNDLED_GRAPH))
+    if own is not None:
+        values = {**{k: v for k, v in read_settings_file(own).items() if k != "graph"}, **values}
     return Settings(**values)

@@ -6,23 +6,23 @@ import json
 import math
 import os
 import platform
-import re
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kgqa.errors import InputError
+from kgqa.questions import Example, parse_marked
 from kgqa.types import Result
 
 # ---- metrics ---------------------------------------------------------------------------------
 
 
-def answer_metrics(predicted: list[str], gold: set[str]) -> dict[str, float]:
+def answer_metrics(predicted: list[str], gold: Collection[str]) -> dict[str, float]:
     """Hits@1 of the ranked answers, and precision/recall/F1/exact match of the answer set."""
-    pred = set(predicted)
+    pred, gold = set(predicted), set(gold)
     hit = float(bool(predicted) and predicted[0] in gold)
     overlap = len(pred & gold)
     precision = overlap / len(pred) if pred else 0.0
@@ -42,14 +42,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ---- benchmark definition --------------------------------------------------------------------
-
-
-@dataclass
-class Example:
-    question: str
-    answers: set[str]
-    topic: str
-    path: str
 
 
 @dataclass
@@ -80,20 +72,17 @@ class Benchmark:
         file = self.data_dir / self.splits[split].format(hop=hop)
         if not file.exists():
             raise InputError(f"{file} not found: point --data (or KGQA_{self.name.upper()}_DIR) at the data folder")
-        opening, closing = map(re.escape, self.topic_marker)
-        marker = re.compile(f"{opening}(.*?){closing}")
         examples = []
         with file.open(encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, start=1):
                 if limit is not None and len(examples) >= limit:
                     break
                 parts = line.rstrip("\n").split("\t")
-                found = marker.search(parts[0])
-                if len(parts) < 2 or not found:
+                marked = parse_marked(parts[0], self.topic_marker)
+                if len(parts) < 2 or marked is None:
                     raise InputError(f"{file}, line {line_no}: expected question<TAB>answers with a marked topic")
-                question = parts[0].replace(self.topic_marker[0], "").replace(self.topic_marker[1], "")
-                examples.append(Example(question, set(parts[1].split(self.answer_separator)), found.group(1),
-                                        parts[2] if len(parts) > 2 else ""))
+                answers = tuple(sorted(set(parts[1].split(self.answer_separator))))
+                examples.append(Example(marked.text, marked.topic, parts[2] if len(parts) > 2 else "", answers))
         return examples
 
 

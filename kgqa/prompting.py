@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
-import re
 import sysconfig
-import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +26,15 @@ import numpy as np
 
 from kgqa.encoder import SentenceEmbedder
 from kgqa.errors import InputError, ModelError
+from kgqa.files import write_atomically
 from kgqa.llm.base import Messages, count_prompt_tokens
+from kgqa.questions import Example
 from kgqa.retrieval.data import read_pool_rows
+from kgqa.retrieval.index import VectorIndex
 from kgqa.retrieval.paths import relation_words, verbalise_path
 from kgqa.types import parse_path
 
 OPTION_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-MASK = "something"
 DISTRACTORS = 2
 """Wrong paths shown beside the gold one in each example (4 cost 40 more tokens and were no better on dev)."""
 TEMPLATE_NAMES = ("choose_path.j2", "reply.j2")
@@ -121,24 +120,11 @@ def default_pool_file() -> Path:
     return Path(str(resources.files("kgqa") / "data" / "fewshot_metaqa_dev.jsonl"))
 
 
-def mask_topic(question: str, topic: str) -> str:
-    """The question with its topic entity replaced, so that examples are matched on wording alone."""
-    return re.sub(re.escape(topic), MASK, question, count=1, flags=re.IGNORECASE) if topic else question
-
-
 # ---- few-shot examples -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Example:
-    question: str
-    topic: str
-    path: str
-    source: str = ""
-
-
 class ExamplePool:
-    """Few-shot examples and their question vectors: a small numpy index (cosine similarity)."""
+    """Few-shot examples and their masked question vectors, searched by cosine in a FAISS index."""
 
     def __init__(self, examples: list[Example], embedder: SentenceEmbedder, cache_dir: Path | None = None,
                  distractors: int = DISTRACTORS) -> None:
@@ -147,6 +133,7 @@ class ExamplePool:
         self.examples = examples
         self.embedder = embedder
         self.vectors = self._question_vectors(cache_dir)
+        self.index = VectorIndex(self.vectors, examples)
         self.paths = sorted({e.path for e in examples})
         path_vectors = embedder.embed([verbalise_path(parse_path(p)) for p in self.paths])
         similar = path_vectors @ path_vectors.T
@@ -159,14 +146,14 @@ class ExamplePool:
         file = Path(file) if file else default_pool_file()
         if not file.exists():
             raise InputError(f"few-shot pool {file} does not exist")
-        examples = [Example(row["question"], row.get("topic", ""), row["path"], row.get("source", ""))
+        examples = [Example(row["question"], row.get("topic", ""), row["path"], source=row.get("source", ""))
                     for row in read_pool_rows(file)]
         return cls(examples, embedder, cache_dir)
 
     def _question_vectors(self, cache_dir: Path | None) -> np.ndarray:
         """The masked questions' vectors, cached under a key of the texts and the embedding model's contents
         (not its folder: a retrained model in the same place must not get the old vectors)."""
-        texts = [mask_topic(e.question, e.topic) for e in self.examples]
+        texts = [e.masked for e in self.examples]
         key = hashlib.sha256(("\n".join(texts) + "\n" + self.embedder.fingerprint).encode()).hexdigest()[:16]
         cache = cache_dir / "fewshot" / f"{key}.npy" if cache_dir else None
         if cache is not None and cache.exists():
@@ -190,20 +177,22 @@ class ExamplePool:
         """For each (masked) question vector, its k most similar examples with k different gold paths."""
         if k <= 0 or len(question_vectors) == 0:
             return [[] for _ in range(len(question_vectors))]
-        scores = question_vectors @ self.vectors.T
-        out = []
-        for row in scores:
-            chosen: list[Example] = []
-            paths: set[str] = set()
-            for j in np.argsort(-row, kind="stable"):
-                example = self.examples[j]
-                if example.path not in paths:
-                    chosen.append(example)
-                    paths.add(example.path)
+        return [self._nearest_distinct(vector, k) for vector in question_vectors]
+
+    def _nearest_distinct(self, vector: np.ndarray, k: int) -> list[Example]:
+        """Search ever more neighbours until k of them have different gold paths (or the pool is used up)."""
+        wanted = min(len(self.examples), 8 * k)
+        while True:
+            _, ids = self.index.search(vector, wanted)
+            chosen: dict[str, Example] = {}
+            for j in ids[0]:
+                if j >= 0 and self.examples[j].path not in chosen:
+                    chosen[self.examples[j].path] = self.examples[j]
                     if len(chosen) == k:
-                        break
-            out.append(chosen)
-        return out
+                        return list(chosen.values())
+            if wanted >= len(self.examples):
+                return list(chosen.values())
+            wanted = min(len(self.examples), wanted * 4)
 
     def shown(self, example: Example, gold_at: int = 0) -> dict:
         """An example as the template shows it: options (its gold path among the paths worded most like
@@ -216,17 +205,12 @@ class ExamplePool:
 
 
 def save_atomically(file: Path, array: np.ndarray) -> None:
-    """Write `array` to a temporary file of its own beside `file`, then move it into place: two processes
-    writing at once never mix their bytes, and a reader sees the old file or the new, never half of one."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    """`np.save` through `files.write_atomically` (to an open file: given a path, np.save would add `.npy`)."""
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as out:
             np.save(out, array)
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(file, write)
 
 
 # ---- prompts within a token budget -----------------------------------------------------------

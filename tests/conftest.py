@@ -25,7 +25,10 @@ def tiny_kb() -> Path:
 
 @pytest.fixture(scope="session")
 def metaqa_graph():
-    from kgqa.graph import bundled_graph_file
+    from kgqa.config import load_settings
+    from kgqa.graph import apply_conventions, bundled_graph_file
     from kgqa.graph.embedded import EmbeddedGraph
 
-    return EmbeddedGraph.from_file(bundled_graph_file(), "pipe")
+    graph = EmbeddedGraph.from_file(bundled_graph_file(), "pipe")
+    apply_conventions(graph, load_settings(environ={}))  # the bundled graph's own settings: MetaQA's conventions
+    return graph

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -215,3 +215,24 @@ def test_cli_reports_a_setting_out_of_range_in_one_line():
     assert done.returncode == 1
     assert "setting top_paths (from KGQA_TOP_PATHS): 0 is out of range; expected a whole number >= 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_recorded_commands_and_reranker_metadata_mask_credentials_and_name_the_linker_used(monkeypatch, tmp_path):
+    import sys
+
+    from kgqa.cli import recorded_command
+    from kgqa.rerank import reranker_context
+
+    monkeypatch.setattr(sys, "argv", ["kgqa", "eval", "--llm", "http://me:hunter2@llm.example:8000/v1"])
+    assert "hunter2" not in recorded_command() and "llm.example:8000" in recorded_command()
+    from kgqa.graph.embedded import EmbeddedGraph
+    from kgqa.linking import linker_dir
+
+    graph = EmbeddedGraph.from_triples([("Kismet", "directed_by", "William Dieterle")])
+    settings = Settings(cache_dir=tmp_path)
+    linker_dir(settings, graph).mkdir(parents=True)
+    (linker_dir(settings, graph) / "model.safetensors").write_bytes(b"")  # a trained linker is there ...
+    context = reranker_context(replace(settings, linker="names", llm="http://me:hunter2@llm.example/v1"), graph)
+    assert context["linker"] == "name match"  # ... but `linker = names` is what answers
+    assert "hunter2" not in context["llm"]
+    assert reranker_context(settings, graph)["linker"] == "trained"

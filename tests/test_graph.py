@@ -13,7 +13,10 @@ from kgqa.types import Step, Triple, parse_path
 
 @pytest.fixture
 def graph(tiny_kb) -> EmbeddedGraph:
-    return EmbeddedGraph.from_file(tiny_kb)
+    """The tiny movie graph, with MetaQA's conventions: a longer walk never comes back to its topic."""
+    graph = EmbeddedGraph.from_file(tiny_kb)
+    graph.walk_through_topic = graph.topic_as_answer = False
+    return graph
 
 
 def test_duplicates_collapse_and_counts(graph):
@@ -53,6 +56,26 @@ def test_topic_is_never_its_own_answer(graph):
     # films sharing an actor with Kismet: Kismet itself is excluded
     expansion = graph.expand("Kismet", parse_path("starred_actors|starred_actors_inv"))
     assert sorted(expansion.answers) == ["Dishonored", "Random Harvest"]
+
+
+def test_the_graphs_conventions_decide_whether_a_walk_comes_back_to_its_topic(tiny_kb):
+    graph = EmbeddedGraph.from_file(tiny_kb)  # no convention: a walk may come back
+    assert graph.walk_through_topic and graph.topic_as_answer
+    shared = parse_path("starred_actors|starred_actors_inv")
+    assert sorted(graph.expand("Kismet", shared).answers) == ["Dishonored", "Kismet", "Random Harvest"]
+    languages = parse_path("directed_by|directed_by_inv|in_language")
+    assert sorted(graph.expand("Kismet", languages).answers) == ["English", "French"]  # through Kismet again
+    graph.topic_as_answer = False  # may pass through, may not end there
+    assert sorted(graph.expand("Kismet", shared).answers) == ["Dishonored", "Random Harvest"]
+    assert sorted(graph.expand("Kismet", languages).answers) == ["English", "French"]
+    graph.walk_through_topic, graph.topic_as_answer = False, True  # may end there, not pass through
+    assert sorted(graph.expand("Kismet", shared).answers) == ["Dishonored", "Kismet", "Random Harvest"]
+    assert sorted(graph.expand("Kismet", languages).answers) == ["French"]
+    # the next steps after a prefix: the prefix is midway, so walk_through_topic decides
+    graph.walk_through_topic = True
+    through = graph.next_steps_many(["Kismet"], [parse_path("directed_by|directed_by_inv")])[0]
+    graph.walk_through_topic = False
+    assert set(graph.next_steps_many(["Kismet"], [parse_path("directed_by|directed_by_inv")])[0]) < set(through)
 
 
 def test_three_hops(graph):
@@ -104,7 +127,7 @@ def test_walks_are_capped_per_topic_and_say_so():
     assert not small.capped and small.reached == 1 and small.answers == ["leaf 001"]
     # two hops: the leaves' way back to the hubs is capped as well, the evidence chains stay true
     back = graph.expand("Small", parse_path("links|links_inv"))
-    assert back.answers == ["Hub"] and back.evidence["Hub"][-1] == Triple("Hub", "links", "leaf 001")
+    assert sorted(back.answers) == ["Hub", "Small"] and back.evidence["Hub"][-1] == Triple("Hub", "links", "leaf 001")
     assert graph.next_steps_many(["Small"], [parse_path("links")]) == [[Step("links", True)]]
 
 

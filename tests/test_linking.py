@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import random
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -13,8 +13,8 @@ import pytest
 from kgqa.config import Settings
 from kgqa.errors import ModelError
 from kgqa.graph.embedded import EmbeddedGraph
-from kgqa.linking import make_linker
-from kgqa.linking.aliases import AliasIndex, build_alias_index, normalise_alias
+from kgqa.linking import linker_dir, make_linker
+from kgqa.linking.aliases import AliasIndex, NameEmbedder, build_alias_index, normalise_alias
 from kgqa.linking.linker import BertLinker, RelationWordPrior, StepPrior, _boundary_variants
 from kgqa.linking.names import NameMatchLinker
 from kgqa.linking.tagger import (BEGIN, IGNORE, INSIDE, OUTSIDE, LabelledQuestion, MentionTagger, Span, TrainConfig,
@@ -187,15 +187,18 @@ def test_alias_index_exact_fuzzy_and_cache(graph, tmp_path):
 def test_alias_index_embedding_neighbours(graph, tmp_path):
     settings = Settings(cache_dir=tmp_path)
     index = build_alias_index(settings, graph)  # builds and saves the FAISS index of name embeddings
-    assert index.embedding_file.exists()
-    from kgqa.encoder import load_embedder
-
-    embed = load_embedder(None).embed
+    embed = NameEmbedder()
+    assert index.embedding_file(embed).exists()
     near = index.nearest(["Lord of the Rings film", "zzzz qqqq"], embed, k=3, min_similarity=0.6)
     assert index.names[near[0][0][0]] == "The Lord of the Rings"
     assert near[1] == []
-    reloaded = AliasIndex.build(graph.entity_names(), tmp_path)
-    assert reloaded.has_embeddings()
+    # another embedding model gets its own file: the cached vectors are keyed by the model's contents
+    other = tmp_path / "other-model"
+    shutil.copytree(embed.model_dir, other)
+    weights = other / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    assert NameEmbedder(other).fingerprint != embed.fingerprint
+    assert not AliasIndex.build(graph.entity_names(), tmp_path).embedding_file(NameEmbedder(other)).exists()
 
 
 # ---- disambiguation and robustness ---------------------------------------------------------------------
@@ -329,24 +332,19 @@ def test_numpy_tagger_agrees_with_torch(tiny_model):
     assert len(spans) == 3 and all(0 <= s.start < s.end <= len(q) for q, row in zip(questions, spans) for s in row)
 
 
-def test_make_linker_uses_the_trained_model_or_falls_back_once(tiny_model, graph, tmp_path, caplog, monkeypatch):
-    import shutil
-
-    import kgqa.linking as linking
-
-    monkeypatch.setattr(linking, "_fallback_said", False)
+def test_make_linker_uses_the_model_trained_for_its_graph(tiny_model, graph, tmp_path):
     settings = Settings(cache_dir=tmp_path)
-    with caplog.at_level(logging.WARNING, logger="kgqa.linking"):
-        assert isinstance(make_linker(settings, graph), NameMatchLinker)
-        assert isinstance(make_linker(settings, graph), NameMatchLinker)
-    assert len([r for r in caplog.records if "name-matching" in r.getMessage()]) == 1
-    shutil.copytree(tiny_model[0], settings.models_dir / "linker")
+    assert isinstance(make_linker(settings, graph), NameMatchLinker)
+    shutil.copytree(tiny_model[0], linker_dir(settings, graph))
+    other_graph = EmbeddedGraph.from_triples(TRIPLES[:-1], source="another graph")
+    assert linker_dir(settings, other_graph) != linker_dir(settings, graph)
+    assert isinstance(make_linker(settings, other_graph), NameMatchLinker)  # not another graph's model
     linker = make_linker(settings, graph)
     assert isinstance(linker, BertLinker)
     out = linker.link_batch(["who directed Kismet", "what is this"])
     assert len(out) == 2 and all(isinstance(m, list) for m in out)
     # the setting: `names` asks for the baseline even with a trained model; a named folder must hold one
     assert isinstance(make_linker(replace(settings, linker="names"), graph), NameMatchLinker)
-    assert isinstance(make_linker(replace(settings, linker=str(settings.models_dir / "linker")), graph), BertLinker)
+    assert isinstance(make_linker(replace(settings, linker=str(linker_dir(settings, graph))), graph), BertLinker)
     with pytest.raises(ModelError, match="no trained linker"):
         make_linker(replace(settings, linker=str(tmp_path / "missing")), graph)

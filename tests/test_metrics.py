@@ -40,7 +40,7 @@ def test_benchmark_definition_reads_metaqa(tmp_path):
     bench = Benchmark.load("metaqa", data_dir=str(tmp_path))
     examples = bench.examples(1, "test")
     assert [e.question for e in examples] == ["who directed Kismet", "what films did Paris, Texas star"]
-    assert examples[1].answers == {"A", "B"} and examples[1].topic == "Paris, Texas"
+    assert examples[1].answers == ("A", "B") and examples[1].topic == "Paris, Texas"
     assert bench.examples(1, "test", limit=1)[0].path == "directed_by"
     with pytest.raises(InputError, match="no split 'train'"):
         bench.examples(1, "train")

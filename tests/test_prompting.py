@@ -18,8 +18,9 @@ import pytest
 from kgqa.config import load_settings
 from kgqa.errors import InputError, LLMOutputError
 from kgqa.llm.base import choice_grammar, choice_schema, count_prompt_tokens, parse_choice
-from kgqa.prompting import (TEMPLATE_NAMES, Example, ExamplePool, Templates, choice_prompt, mask_topic,
-                            packaged_prompts_dir, render, reply_prompt, save_atomically)
+from kgqa.prompting import (TEMPLATE_NAMES, ExamplePool, Templates, choice_prompt, packaged_prompts_dir, render,
+                            reply_prompt, save_atomically)
+from kgqa.questions import Example, mask_topic
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from kgqa.config import Settings
+from kgqa.encoder import SentenceEmbedder
 from kgqa.errors import InputError
 from kgqa.graph.embedded import EmbeddedGraph
+from kgqa.questions import Example
 from kgqa.rerank import FEATURES, Fusion, Group, NumpyCrossEncoder, Reranker, collect_groups, load_reranker
 from kgqa.rerank.candidates import feature_matrix, select_answers
 from kgqa.rerank.model import FUSION_FILE, fit_logistic, length_batches, unique_pairs
 from kgqa.rerank.train import ListExample, RerankOptions, fine_tune, fit_fusion, group_labels, make_lists
-from kgqa.retrieval.data import PathExample
-from kgqa.encoder import SentenceEmbedder
 from kgqa.retrieval.paths import PathRanker, verbalise_path
 from kgqa.retrieval.search import PathSearch
 from kgqa.types import Entity, Mention, PathCandidate, format_path, parse_path
@@ -137,7 +137,7 @@ def test_features_compare_each_group_with_its_question():
 
 
 def test_labels_accept_the_gold_group_or_the_gold_answer_set():
-    example = PathExample("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",))
+    example = Example("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",))
     groups = [make_group(0, "Kismet", ["William Dieterle"], 0, path="directed_by"),
               make_group(0, "Kismet", ["William Dieterle"], 0, path="written_by"),
               make_group(0, "Kismet", ["Someone"], 0, path="written_by"),
@@ -162,7 +162,7 @@ def test_fit_fusion_prefers_the_signal_that_finds_the_gold_group():
     examples, groups = [], []
     rng = np.random.default_rng(1)
     for q in range(60):
-        examples.append(PathExample(f"q{q}", "T", "directed_by", ("gold",)))
+        examples.append(Example(f"q{q}", "T", "directed_by", ("gold",)))
         right = int(rng.integers(0, 3))
         row = []
         for k in range(3):
@@ -243,8 +243,8 @@ def test_numpy_and_torch_scores_agree(tiny_model):
 
 
 def test_make_lists_puts_gold_first_and_negatives_reachable(graph):
-    examples = [PathExample("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",)),
-                PathExample("what films did Marlene Dietrich act in", "Marlene Dietrich", "starred_actors_inv",
+    examples = [Example("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",)),
+                Example("what films did Marlene Dietrich act in", "Marlene Dietrich", "starred_actors_inv",
                             ("Kismet", "Dishonored"))]
     search = PathSearch(graph, PathRanker(SentenceEmbedder()), 2, beam_width=0, shortlist=0)
     lists = make_lists(search, examples, negatives=3, seed=0)
@@ -294,15 +294,21 @@ def test_fusion_file_must_match_the_features(tiny_model, tmp_path):
         Reranker.load(folder)
 
 
-def test_settings_turn_the_reranker_on_and_off(tiny_model, tmp_path):
+def test_settings_turn_the_reranker_on_and_off(tiny_model, tiny_kb, tmp_path):
+    import shutil
+
     from kgqa.errors import ModelError
+    from kgqa.rerank import reranker_dir
 
     settings = Settings(cache_dir=tmp_path)
-    assert load_reranker(settings) is None  # nothing trained in the default folder
-    assert load_reranker(replace(settings, reranker=str(tiny_model[0]))) is not None
-    assert load_reranker(replace(settings, reranker="none")) is None
+    graph = EmbeddedGraph.from_file(tiny_kb, cache_dir=tmp_path)
+    assert load_reranker(settings, graph) is None  # nothing trained for this graph
+    assert load_reranker(replace(settings, reranker=str(tiny_model[0])), graph) is not None
+    assert load_reranker(replace(settings, reranker="none"), graph) is None
     with pytest.raises(ModelError, match="no reranker"):
-        load_reranker(replace(settings, reranker=str(tmp_path / "missing")))
+        load_reranker(replace(settings, reranker=str(tmp_path / "missing")), graph)
+    shutil.copytree(tiny_model[0], reranker_dir(settings, graph))
+    assert load_reranker(settings, graph) is not None  # trained for this graph: used by default
 
 
 def test_agent_answers_with_the_winning_group(tiny_model, tiny_kb, tmp_path):
@@ -344,20 +350,20 @@ def test_refit_fusion_keeps_the_cross_encoder_and_records_the_fit(tiny_model, ti
     from kgqa.graph import open_graph
     from kgqa.rerank.model import META_FILE
     from kgqa.rerank.train import refit_fusion
-    from kgqa.retrieval.data import PathExample
+    from kgqa.questions import Example
 
     folder = tmp_path / "reranker"
     shutil.copytree(tiny_model[0], folder)
     weights = (folder / "model.safetensors").read_bytes()
     settings = Settings(graph=str(tiny_kb), cache_dir=tmp_path / "cache")
-    held = [PathExample("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",)),
-            PathExample("when was Dishonored released", "Dishonored", "release_year", ("1931",)),
-            PathExample("what films did Ronald Colman star in", "Ronald Colman", "starred_actors_inv",
+    held = [Example("who directed Kismet", "Kismet", "directed_by", ("William Dieterle",)),
+            Example("when was Dishonored released", "Dishonored", "release_year", ("1931",)),
+            Example("what films did Ronald Colman star in", "Ronald Colman", "starred_actors_inv",
                         ("Kismet", "Random Harvest")),
-            PathExample("what language is The Life of Emile Zola in", "The Life of Emile Zola", "in_language",
+            Example("what language is The Life of Emile Zola in", "The Life of Emile Zola", "in_language",
                         ("French",)),
-            PathExample("who starred in Dishonored", "Dishonored", "starred_actors", ("Marlene Dietrich",)),
-            PathExample("what did William Dieterle direct", "William Dieterle", "directed_by_inv",
+            Example("who starred in Dishonored", "Dishonored", "starred_actors", ("Marlene Dietrich",)),
+            Example("what did William Dieterle direct", "William Dieterle", "directed_by_inv",
                         ("Kismet", "The Life of Emile Zola"))]
     meta = refit_fusion(settings, open_graph(settings), held, folder, RerankOptions(fusion_questions=len(held)))
     assert (folder / "model.safetensors").read_bytes() == weights

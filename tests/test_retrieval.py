@@ -1,4 +1,4 @@
-"""Retrieval: FAISS indexes over a tiny graph, their fingerprints, and a retriever trained for a few steps."""
+"""Retrieval: the FAISS vector index, training data, and a retriever trained for a few steps."""
 
 from __future__ import annotations
 
@@ -8,37 +8,34 @@ import shutil
 import numpy as np
 import pytest
 
-from kgqa.agent import mask_mention
 from kgqa.config import load_settings
-from kgqa.encoder import SentenceEmbedder, default_model_path
-from kgqa.errors import ModelError
+from kgqa.encoder import SentenceEmbedder, default_model_path, model_fingerprint
 from kgqa.graph.embedded import EmbeddedGraph
-from kgqa.retrieval.data import PathExample, is_held_out, masked_question, split_dev, stratified_sample
-from kgqa.retrieval.facts import FactRetriever, neighbourhood
-from kgqa.retrieval.index import VectorIndex, build_or_load, content_fingerprint, model_fingerprint
+from kgqa.questions import Example
+from kgqa.retrieval.data import is_held_out, split_dev, stratified_sample
+from kgqa.retrieval.index import VectorIndex
 from kgqa.retrieval.model import META_FILE, path_model, retriever_dir
 from kgqa.retrieval.paths import PathRanker
-from kgqa.retrieval.retrievers import EntityRetriever, ExampleRetriever, build_indexes, graph_key, index_root
 from kgqa.retrieval.search import PathSearch
 from kgqa.retrieval.train import Triplet, batches_without_duplicates, make_triplets
-from kgqa.types import Mention, format_path
+from kgqa.types import format_path
 
 # questions about the tiny graph (tests/data/tiny_kb.txt), with their gold paths
 TRAIN = [
-    PathExample("who directed Kismet", "Kismet", "directed_by"),
-    PathExample("who starred in Random Harvest", "Random Harvest", "starred_actors"),
-    PathExample("what movies did Marlene Dietrich act in", "Marlene Dietrich", "starred_actors_inv"),
-    PathExample("when was Dishonored released", "Dishonored", "release_year"),
-    PathExample("which films did William Dieterle direct", "William Dieterle", "directed_by_inv"),
-    PathExample("who acted together with Ronald Colman", "Ronald Colman", "starred_actors_inv|starred_actors"),
-    PathExample("the films directed by William Dieterle were released in which years", "William Dieterle",
+    Example("who directed Kismet", "Kismet", "directed_by"),
+    Example("who starred in Random Harvest", "Random Harvest", "starred_actors"),
+    Example("what movies did Marlene Dietrich act in", "Marlene Dietrich", "starred_actors_inv"),
+    Example("when was Dishonored released", "Dishonored", "release_year"),
+    Example("which films did William Dieterle direct", "William Dieterle", "directed_by_inv"),
+    Example("who acted together with Ronald Colman", "Ronald Colman", "starred_actors_inv|starred_actors"),
+    Example("the films directed by William Dieterle were released in which years", "William Dieterle",
                 "directed_by_inv|release_year"),
-    PathExample("what language is The Life of Emile Zola in", "The Life of Emile Zola", "in_language"),
+    Example("what language is The Life of Emile Zola in", "The Life of Emile Zola", "in_language"),
 ]
 HELD = [
-    PathExample("who was the director of Dishonored", "Dishonored", "directed_by"),
-    PathExample("what year did Kismet come out", "Kismet", "release_year"),
-    PathExample("what language is Kismet in", "Kismet", "in_language"),
+    Example("who was the director of Dishonored", "Dishonored", "directed_by"),
+    Example("what year did Kismet come out", "Kismet", "release_year"),
+    Example("what language is Kismet in", "Kismet", "in_language"),
 ]
 
 
@@ -57,25 +54,17 @@ def embedder() -> SentenceEmbedder:
 # ---- data --------------------------------------------------------------------------------------
 
 
-def test_masking_is_the_agents():
-    question = "what movies did Marlene Dietrich act in"
-    start = question.find("Marlene Dietrich")
-    expected = mask_mention(question, Mention("Marlene Dietrich", start, start + 16, ()))
-    assert masked_question(question, "marlene dietrich") == expected == "what movies did something act in"
-    assert masked_question("who directed it", "Kismet") == "who directed it"
-
-
 def test_held_out_slice_is_stable_and_about_a_tenth():
     questions = [f"question number {i}" for i in range(5000)]
     held = [q for q in questions if is_held_out(q)]
     assert 400 < len(held) < 600
     assert held == [q for q in reversed(questions) if is_held_out(q)][::-1]
-    train, kept = split_dev([PathExample(q, "x", "r") for q in questions])
+    train, kept = split_dev([Example(q, "x", "r") for q in questions])
     assert len(train) + len(kept) == 5000 and {e.question for e in kept} == set(held)
 
 
 def test_stratified_sample_spreads_over_paths():
-    examples = [PathExample(f"q{i}", "t", "common") for i in range(100)] + [PathExample("rare q", "t", "rare")]
+    examples = [Example(f"q{i}", "t", "common") for i in range(100)] + [Example("rare q", "t", "rare")]
     sample = stratified_sample(examples, 10)
     assert len(sample) == 10
     assert sum(e.path == "rare" for e in sample) == 1
@@ -84,69 +73,15 @@ def test_stratified_sample_spreads_over_paths():
 # ---- indexes -----------------------------------------------------------------------------------
 
 
-def test_vector_index_search_subset_and_disk(tmp_path):
+def test_vector_index_search_and_subset():
     vectors = np.eye(4, dtype=np.float32)
-    index = VectorIndex(vectors, [{"n": i} for i in range(4)], "fp1")
+    index = VectorIndex(vectors, [{"n": i} for i in range(4)])
     scores, ids = index.search(np.array([0.0, 0.9, 0.1, 0.0]), 2)
     assert ids[0].tolist() == [1, 2]
     scores, ids = index.search(np.array([0.0, 0.9, 0.1, 0.0]), 2, subset=[0, 2, 3])
     assert ids[0][0] == 2
-    index.save(tmp_path / "ix")
-    loaded = VectorIndex.load(tmp_path / "ix")
-    assert loaded.fingerprint == "fp1" and loaded.items[3] == {"n": 3}
-    assert np.allclose(loaded.vectors(), vectors)
-
-
-def test_build_or_load_rebuilds_only_on_a_new_fingerprint(tmp_path):
-    calls = []
-
-    def embed(texts):
-        calls.append(list(texts))
-        return np.ones((len(texts), 3), np.float32) / np.sqrt(3)
-
-    folder = tmp_path / "ix"
-    for fingerprint, expect_built in (("a", True), ("a", False), ("b", True), ("b", False)):
-        index, built = build_or_load(folder, fingerprint, ["x", "y"], [{}, {}], embed)
-        assert built is expect_built and len(index) == 2
-    assert len(calls) == 2
-    assert content_fingerprint("paths", "m1", ["x"]) != content_fingerprint("paths", "m2", ["x"])
-    assert content_fingerprint("paths", "m1", ["x"]) != content_fingerprint("paths", "m1", ["x", "y"])
-
-
-def test_example_retriever_finds_questions_of_the_same_shape(embedder, tmp_path):
-    folder = tmp_path / "examples"
-    retriever, built = ExampleRetriever.build(TRAIN, embedder, folder)
-    assert built
-    hits = retriever.search("who was the director of Casablanca", k=2, topic="Casablanca")
-    assert hits[0].example.path == "directed_by"
-    assert hits[0].score > hits[1].score
-    again = ExampleRetriever.load(folder, embedder)
-    assert again.search("which year was Dishonored released", 1, "Dishonored")[0].example.path == "release_year"
-    assert ExampleRetriever.build(TRAIN, embedder, folder)[1] is False
-
-
-def test_entity_retriever_finds_names(graph, embedder, tmp_path):
-    retriever, _ = EntityRetriever.build(graph, embedder, tmp_path / "entities")
-    assert retriever.search("Marlene Dietrich", 1)[0].name == "Marlene Dietrich"
-    assert retriever.search("the life of emile zola", 1)[0].name == "The Life of Emile Zola"
-
-
-def test_fact_retriever_ranks_the_topic_neighbourhood(graph, embedder):
-    facts = neighbourhood(graph, "Kismet")
-    assert len(facts) == 5 and all("Kismet" in (t.subject, t.object) for t in facts)
-    assert len(neighbourhood(graph, "Kismet", max_facts=2)) == 2
-    hits = FactRetriever(graph, embedder).search("when was Kismet released", "Kismet", k=3)
-    assert hits[0].text == "Kismet release year 1944"
-    hits = FactRetriever(graph, embedder).search("which movies did William Dieterle direct", "William Dieterle")
-    assert {h.triple.subject for h in hits} == {"Kismet", "The Life of Emile Zola"}
-
-
-def test_build_indexes_saves_under_the_cache(graph):
-    settings = load_settings(overrides={"max_hops": 2})
-    reports = build_indexes(settings, graph, ["entities", "examples"], TRAIN)
-    assert [r.built for r in reports] == [True, True]
-    assert (index_root(settings) / graph_key(graph) / "entities" / "meta.json").exists()
-    assert [r.built for r in build_indexes(settings, graph, ["entities", "examples"], TRAIN)] == [False, False]
+    assert index.items[ids[0][0]] == {"n": 2}
+    assert index.search(np.array([1.0, 0, 0, 0]), 2, subset=[])[1].shape == (1, 0)
 
 
 # ---- training ----------------------------------------------------------------------------------
@@ -228,43 +163,18 @@ def test_training_widens_the_margin_and_keeps_unseen_paths(graph, trained, embed
 def test_a_trained_retriever_is_picked_up_and_forces_a_rebuild(graph, trained, tmp_path):
     folder, meta = trained
     settings = load_settings(overrides={"cache_dir": tmp_path, "max_hops": 2})
-    assert path_model(settings).model_dir == default_model_path()
-    assert path_model(settings).hop_penalty == 0.1
-    before = build_indexes(settings, graph, ["entities"])[0]
-    shutil.copytree(folder, retriever_dir(settings))
-    chosen = path_model(settings)
-    assert chosen.model_dir == retriever_dir(settings) and chosen.trained
+    assert path_model(settings, graph).model_dir == default_model_path()
+    assert path_model(settings, graph).hop_penalty == 0.1
+    shutil.copytree(folder, retriever_dir(settings, graph))
+    chosen = path_model(settings, graph)
+    assert chosen.model_dir == retriever_dir(settings, graph) and chosen.trained
     assert chosen.hop_penalty == meta["hop_penalty"]
-    assert path_model(load_settings(overrides={"cache_dir": tmp_path, "hop_penalty": 0.3})).hop_penalty == 0.3
-    assert model_fingerprint(retriever_dir(settings)) != model_fingerprint(default_model_path())
+    assert path_model(load_settings(overrides={"cache_dir": tmp_path, "hop_penalty": 0.3}), graph).hop_penalty == 0.3
+    assert model_fingerprint(retriever_dir(settings, graph)) != model_fingerprint(default_model_path())
     from kgqa.agent import Agent
 
-    assert Agent(settings, graph).embedder.model_dir == retriever_dir(settings)
-    after = build_indexes(settings, graph, ["entities"])[0]
-    assert before.built and after.built  # a new model means new vectors
-    with pytest.raises(ModelError):
-        ExampleRetriever.load(tmp_path / "nowhere", SentenceEmbedder(retriever_dir(settings)))
-
-
-def test_cli_index_build_then_loads(tiny_kb, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text("\n".join(json.dumps({"question": e.question, "topic": e.topic, "path": e.path}) for e in TRAIN))
-    args = [sys.executable, "-m", "kgqa.cli", "index", "build", "--graph", str(tiny_kb), "--examples", str(pool),
-            "--only", "examples", "--only", "entities", "--json"]
-    env = {**os.environ, "KGQA_CACHE_DIR": str(tmp_path / "cache"), "KGQA_MAX_HOPS": "2"}
-    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
-    assert first.returncode == 0, first.stderr
-    rows = {r["kind"]: r for r in json.loads(first.stdout)}
-    assert rows["examples"]["rows"] == len(TRAIN) and rows["entities"]["rows"] == 14
-    assert all(r["built"] for r in rows.values())
-    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
-    assert not any(r["built"] for r in json.loads(second.stdout))
-    bad = subprocess.run(args[:-1] + ["--only", "nonsense"], capture_output=True, text=True, env=env, timeout=600)
-    assert bad.returncode == 1 and "nonsense" in bad.stderr
+    assert Agent(settings, graph).embedder.model_dir == retriever_dir(settings, graph)
+    assert Agent(settings, graph).ranker.cache_file.stem == model_fingerprint(retriever_dir(settings, graph))
 
 
 def test_learning_rate_follows_steps_or_the_clock():

@@ -29,9 +29,9 @@ def random_graph(relations: int, triples: int, entities: int, seed: int) -> list
     return sorted(out)
 
 
-def brute_force_paths(triples: list[tuple[str, str, str]], topic: str, max_hops: int) -> set[Path]:
-    """Every path whose walk (never back through the topic after the first step of a longer walk) is non-empty
-    up to its last hop's source: the steps walkable from where each prefix leads."""
+def brute_force_paths(triples: list[tuple[str, str, str]], topic: str, max_hops: int, avoid_topic: bool) -> set[Path]:
+    """Every path whose walk is non-empty up to its last hop's source: the steps walkable from where each
+    prefix leads (with `avoid_topic`, never back through the topic after the first step of a longer walk)."""
     edges: dict[str, list[tuple[Step, str]]] = {}
     for s, r, o in triples:
         edges.setdefault(s, []).append((Step(r), o))
@@ -41,11 +41,11 @@ def brute_force_paths(triples: list[tuple[str, str, str]], topic: str, max_hops:
     for hop in range(max_hops):
         grown: dict[Path, set[str]] = {}
         for prefix, nodes in frontier.items():
-            sources = nodes if not prefix else nodes - {topic}
+            sources = nodes - {topic} if prefix and avoid_topic else nodes
             for node in sources:
                 for step, target in edges.get(node, []):
                     found.add(prefix + (step,))
-                    if target != topic:
+                    if target != topic or not avoid_topic:
                         grown.setdefault(prefix + (step,), set()).add(target)
         frontier = grown
     return found
@@ -62,13 +62,16 @@ def world():
     return triples, EmbeddedGraph.from_triples(triples)
 
 
-def test_exhaustive_search_finds_exactly_the_walkable_paths(world, embedder):
-    triples, graph = world
+@pytest.mark.parametrize("avoid_topic", [False, True])
+def test_exhaustive_search_finds_exactly_the_walkable_paths(embedder, avoid_topic):
+    triples = random_graph(relations=25, triples=150, entities=150, seed=3)
+    graph = EmbeddedGraph.from_triples(triples)
+    graph.walk_through_topic = graph.topic_as_answer = not avoid_topic
     search = PathSearch(graph, PathRanker(embedder), max_hops=3, beam_width=0, shortlist=0)
     topics = [triples[0][0], triples[10][2], triples[100][0]]
     found = search.search_many(topics, embedder.embed(["x"] * 3), None)
     for topic, row in zip(topics, found):
-        assert {c.path for c in row} == brute_force_paths(triples, topic, 3)
+        assert {c.path for c in row} == brute_force_paths(triples, topic, 3, avoid_topic)
         assert [c.score for c in row] == sorted((c.score for c in row), reverse=True)
 
 
@@ -82,7 +85,7 @@ def test_beam_finds_the_exhaustive_best_path(world, embedder):
     beam = PathSearch(graph, ranker, max_hops=3, beam_width=10, shortlist=16)
     topics, questions = [], []
     for s, _, _ in rng.sample(triples, 20):
-        walkable = sorted(brute_force_paths(triples, s, 3), key=str)
+        walkable = sorted(brute_force_paths(triples, s, 3, avoid_topic=False), key=str)
         path = rng.choice(walkable)
         topics.append(s)
         questions.append(f"what is the {verbalise_path(path)} of something")
@@ -115,6 +118,7 @@ def test_without_the_reranker_a_best_path_that_reaches_nothing_gives_way(tmp_pat
 
     graph = EmbeddedGraph.from_triples([("Ann Lee", "spouse", "Bob Ray"), ("Bob Ray", "spouse", "Ann Lee"),
                                         ("Ann Lee", "born_in", "Paris")])
+    graph.topic_as_answer = False  # a graph whose convention is that a longer walk never ends at its topic
     settings = load_settings(overrides={"cache_dir": tmp_path, "reranker": "none", "linker": "names",
                                         "hop_penalty": 0.0})
     result = Agent(settings, graph).answer("Ann Lee: spouse, then spouse")

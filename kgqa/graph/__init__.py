@@ -31,5 +31,12 @@ def open_graph(settings: Settings) -> GraphStore:
         raise InputError(f"graph file {path} does not exist (use --graph FILE, a neo4j:// URI, or 'metaqa')")
     fmt = "pipe" if settings.graph == BUNDLED_GRAPH else settings.graph_format
     graph = EmbeddedGraph.from_file(path, fmt, cache_dir=settings.cache_dir)
-    graph.walk_cap = settings.walk_cap
+    apply_conventions(graph, settings)
     return graph
+
+
+def apply_conventions(graph: GraphStore, settings: Settings) -> None:
+    """Give the store the settings' walk rules: the cap, and whether a walk may come back to its topic."""
+    graph.walk_cap = settings.walk_cap
+    graph.walk_through_topic = settings.walk_through_topic
+    graph.topic_as_answer = settings.topic_as_answer

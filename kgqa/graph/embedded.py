@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path as FsPath
 
 import numpy as np
 
 from kgqa.errors import GraphError
+from kgqa.files import replace_folder
 from kgqa.graph.store import DEFAULT_WALK_CAP, Expansion, GraphStore, step_triple
 from kgqa.types import Path, Step
 
@@ -172,18 +171,13 @@ class EmbeddedGraph(GraphStore):
 
     def save(self, folder: FsPath) -> None:
         """Write the arrays and meta.json to a temporary folder beside `folder`, then rename it into place."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = FsPath(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        for name in ARRAYS:
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(self.arrays[name]))
-        meta = {**self.meta, "relations": self._relations, "version": CACHE_VERSION}
-        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process wrote the same folder first: theirs is as good
-            for file in tmp.iterdir():
-                file.unlink()
-            tmp.rmdir()
+        def fill(tmp: FsPath) -> None:
+            for name in ARRAYS:
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(self.arrays[name]))
+            meta = {**self.meta, "relations": self._relations, "version": CACHE_VERSION}
+            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+        replace_folder(folder, fill)
 
     @classmethod
     def load(cls, folder: FsPath) -> "EmbeddedGraph":
@@ -255,24 +249,23 @@ class EmbeddedGraph(GraphStore):
         starts = self.pair_offset[clipped]
         return starts, np.where(found, self.pair_offset[clipped + 1] - starts, 0)
 
-    def walk(self, topic_ids: np.ndarray, path: Path, away: bool | None = None
+    def walk(self, topic_ids: np.ndarray, path: Path, prefix: bool = False
              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
         """Walk `path` from many topics at once, each step capped at `walk_cap` edges per topic.
 
         Returns (hops, capped, reached): per hop (pairs, parent), `pairs[:, 0]` the topic's position and
         `pairs[:, 1]` the entity reached, `parent` the row of the previous hop it came from (one parent kept
-        per pair); per topic whether a step was capped, and the uncapped edge count of the last step. With
-        `away` (default: paths of two or more steps) no step lands on the topic: "films whose writers also
-        wrote Birdy" are films other than Birdy, while "what films did Lemmy act in" may answer "Lemmy".
+        per pair); per topic whether a step was capped, and the uncapped edge count of the last step.
+        A walk of two or more steps (or the `prefix` of one) lands on its topic midway only if
+        `walk_through_topic`, and ends there only if `topic_as_answer` (see `avoids_topic`).
         """
-        away = len(path) > 1 if away is None else away
         n = self.entity_count
         topic_ids = np.asarray(topic_ids, np.int64)
         pairs = np.stack([np.arange(len(topic_ids)), topic_ids], axis=1)
         hops = [(pairs, np.full(len(pairs), -1))]
         capped = np.zeros(len(topic_ids), bool)
         reached = np.zeros(len(topic_ids), np.int64)
-        for step in path:
+        for hop, step in enumerate(path):
             starts, counts = self._runs(pairs[:, 1], self._step_id(step))
             per_topic = np.bincount(pairs[:, 0], weights=counts, minlength=len(topic_ids)).astype(np.int64)
             reached = per_topic
@@ -284,7 +277,7 @@ class EmbeddedGraph(GraphStore):
                 capped |= per_topic > self.walk_cap
             positions, source = _ranges(starts, counts)
             targets = self.edge_target[positions].astype(np.int64)
-            if away:
+            if self.avoids_topic(hop, len(path), prefix):
                 keep = targets != topic_ids[pairs[source, 0]]
                 targets, source = targets[keep], source[keep]
             keys, first = np.unique(pairs[source, 0] * n + targets, return_index=True)
@@ -344,7 +337,7 @@ class EmbeddedGraph(GraphStore):
             by_prefix.setdefault(tuple(prefix), []).append(row)
         for prefix, rows in by_prefix.items():
             topic_ids = np.array([self._id(topics[r]) for r in rows], np.int64)
-            hops, _, _ = self.walk(topic_ids, prefix, away=True)
+            hops, _, _ = self.walk(topic_ids, prefix, prefix=True)
             frontier = hops[-1][0]
             first, count = self._entity_pairs(frontier[:, 1])
             positions, owner = _ranges(first, count)

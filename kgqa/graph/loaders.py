@@ -1,7 +1,8 @@
 """Triple loaders: `s|r|o` (MetaQA), TSV and N-Triples, plain or gzipped.
 
 `read_columns` gives a file's triples as three Arrow string columns: pipe and TSV files are parsed by
-Arrow's CSV reader (multi-threaded C++, millions of triples a second), N-Triples line by line.
+Arrow's CSV reader (multi-threaded C++, millions of triples a second), N-Triples line by line by
+`kgqa.graph.ntriples` (the W3C grammar).
 `iter_triples` yields (subject, relation, object) strings. Both raise `TripleFormatError` naming the file
 and line of the first malformed line; duplicates are left to the graph builder.
 """
@@ -13,13 +14,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import unquote
 
 from kgqa.errors import InputError, TripleFormatError
+from kgqa.graph.ntriples import NTriplesError, parse_line
 
 FORMATS = ("pipe", "tsv", "ntriples")
-
-_NT_TERM = re.compile(r'\s*(<[^>]*>|_:\S+|"(?:[^"\\]|\\.)*"(?:@[\w-]+|\^\^<[^>]*>)?)')
+_EXPECTED = {"pipe": "subject|relation|object", "tsv": "subject<TAB>relation<TAB>object"}
 
 
 def detect_format(path: Path) -> str:
@@ -48,35 +48,7 @@ def _split_tab(line: str) -> list[str]:
     return line.split("\t")
 
 
-def _iri_name(term: str) -> str:
-    """`<http://x.org/Kismet_(1944)>` -> `Kismet (1944)`; literals keep their text."""
-    if term.startswith("<"):
-        iri = term[1:-1]
-        local = re.split(r"[#/]", iri.rstrip("/#"))[-1] or iri
-        return unquote(local).replace("_", " ")
-    if term.startswith('"'):
-        end = term.rfind('"')
-        return term[1:end].encode("utf-8").decode("unicode_escape") if "\\" in term else term[1:end]
-    return term
-
-
-def _split_ntriples(line: str) -> list[str]:
-    terms, pos = [], 0
-    for _ in range(3):
-        match = _NT_TERM.match(line, pos)
-        if not match:
-            return []
-        terms.append(match.group(1))
-        pos = match.end()
-    if line[pos:].strip() != ".":
-        return []
-    subject, predicate, obj = terms
-    if not predicate.startswith("<"):
-        return []
-    return [_iri_name(subject), _iri_name(predicate).replace(" ", "_"), _iri_name(obj)]
-
-
-_SPLITTERS = {"pipe": _split_pipe, "tsv": _split_tab, "ntriples": _split_ntriples}
+_SPLITTERS = {"pipe": _split_pipe, "tsv": _split_tab, "ntriples": parse_line}
 
 
 def iter_triples(path: Path, fmt: str | None = None) -> Iterator[tuple[str, str, str]]:
@@ -85,30 +57,43 @@ def iter_triples(path: Path, fmt: str | None = None) -> Iterator[tuple[str, str,
     if fmt not in _SPLITTERS:
         raise InputError(f"unknown triple format {fmt!r}; use one of {', '.join(FORMATS)}")
     split = _SPLITTERS[fmt]
+    relations: set[str] = set()  # relation names already checked
     with open_text(path) as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or (fmt == "ntriples" and line.lstrip().startswith("#")):
-                continue
-            parts = [part.strip() for part in split(line)]
-            if len(parts) != 3:
-                expected = {"pipe": "subject|relation|object", "tsv": "subject<TAB>relation<TAB>object",
-                            "ntriples": "<subject> <predicate> <object> ."}[fmt]
-                raise TripleFormatError(str(path), line_no, f"expected {expected}", line)
-            if not all(parts):
-                raise TripleFormatError(str(path), line_no, "empty subject, relation or object", line)
-            reason = relation_problem(parts[1])
-            if reason:
-                raise TripleFormatError(str(path), line_no, reason, line)
-            yield parts[0], parts[1], parts[2]
+        try:
+            for line_no, raw in enumerate(handle, start=1):
+                line = raw.rstrip("\r\n")
+                if line_no == 1:
+                    line = line.lstrip("\ufeff")
+                if fmt == "ntriples":
+                    try:
+                        parts = parse_line(line)
+                    except NTriplesError as exc:
+                        raise TripleFormatError(str(path), line_no, str(exc), line) from None
+                    if parts is None:
+                        continue
+                else:
+                    if not line.strip():
+                        continue
+                    parts = [part.strip() for part in split(line)]
+                    if len(parts) != 3:
+                        raise TripleFormatError(str(path), line_no, f"expected {_EXPECTED[fmt]}", line)
+                if not all(parts):
+                    raise TripleFormatError(str(path), line_no, "empty subject, relation or object", line)
+                if parts[1] not in relations:
+                    reason = relation_problem(parts[1])
+                    if reason:
+                        raise TripleFormatError(str(path), line_no, reason, line)
+                    relations.add(parts[1])
+                yield tuple(parts)
+        except UnicodeDecodeError:
+            raise _not_utf8(path) from None
+        except (OSError, EOFError) as exc:  # a gzip file that is not one, or is cut short
+            raise _unreadable(path, exc) from None
 
 
 def read_triples(path: Path, fmt: str | None = None) -> list[tuple[str, str, str]]:
     """All distinct triples of a file, in first-seen order."""
     return list(dict.fromkeys(iter_triples(path, fmt)))
-
-
-_EXPECTED = {"pipe": "subject|relation|object", "tsv": "subject<TAB>relation<TAB>object"}
 
 
 def read_columns(path: Path, fmt: str | None = None):
@@ -124,8 +109,12 @@ def read_columns(path: Path, fmt: str | None = None):
     if path.is_dir():
         raise InputError(f"{path} is a folder, not a triples file")
     if fmt == "ntriples":
-        triples = list(iter_triples(path, fmt))
-        return tuple(pa.array([t[k] for t in triples], pa.string()) for k in range(3))
+        subjects, relations, objects = [], [], []  # three lists, not a list of tuples: less for the GC to walk
+        for s, r, o in iter_triples(path, fmt):
+            subjects.append(s)
+            relations.append(r)
+            objects.append(o)
+        return tuple(pa.array(column, pa.string()) for column in (subjects, relations, objects))
     columns = _read_delimited(path, fmt)
     columns = [pc.utf8_trim_whitespace(c) for c in columns]
     for column in columns:
@@ -184,16 +173,21 @@ def _unreadable(path: Path, exc: Exception) -> InputError:
     """One sentence for a file Arrow could not read: not UTF-8 (with the line), not gzip, or else."""
     text = str(exc)
     if "UTF8" in text or "UTF-8" in text:
-        with _open_binary(path) as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    return InputError(f"{path}, line {number}: not UTF-8 text (save the file as UTF-8)")
-        return InputError(f"{path}: not UTF-8 text (save the file as UTF-8)")
+        return _not_utf8(path)
     if path.suffix == ".gz":
         return InputError(f"{path}: not a readable gzip file ({text.splitlines()[0] if text else exc})")
     return InputError(f"{path}: cannot be read as triples ({text.splitlines()[0] if text else exc})")
+
+
+def _not_utf8(path: Path) -> InputError:
+    """One sentence naming the first line that is not UTF-8."""
+    with _open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return InputError(f"{path}, line {number}: not UTF-8 text (save the file as UTF-8)")
+    return InputError(f"{path}: not UTF-8 text (save the file as UTF-8)")
 
 
 def _open_binary(path: Path):

@@ -42,11 +42,23 @@ def step_triple(step: Step, source: str, target: str) -> Triple:
 class GraphStore(ABC):
     """A knowledge graph kgqa can answer over. Entities are identified by their names.
 
-    Walks (`expand_many`, `next_steps_many`) follow the house rule: a walk of two or more steps never
-    passes back through its topic entity, and each step follows at most `walk_cap` edges per topic.
+    Walks (`expand_many`, `next_steps_many`) follow the graph's conventions on coming back to the topic
+    entity (`avoids_topic`), and each step follows at most `walk_cap` edges per topic.
     """
 
     walk_cap: int = DEFAULT_WALK_CAP
+    walk_through_topic: bool = True
+    topic_as_answer: bool = True
+
+    def avoids_topic(self, hop: int, length: int, prefix: bool = False) -> bool:
+        """Whether step `hop` (from 0) of a walk of `length` steps must not land on its topic entity: the
+        graph's conventions (`walk_through_topic`, `topic_as_answer` settings) for walks of two or more
+        steps. A `prefix` is the start of a longer walk, so even its last step is midway. A one-step walk
+        may always land on its topic (a self-loop: "what films did Lemmy act in" may answer "Lemmy")."""
+        if length < 2 and not prefix:
+            return False
+        final = hop == length - 1 and not prefix
+        return not (self.topic_as_answer if final else self.walk_through_topic)
 
     @abstractmethod
     def find_entities(self, name: str) -> list[str]:
@@ -66,7 +78,7 @@ class GraphStore(ABC):
 
     @abstractmethod
     def expand_many(self, topics: list[str], path: Path) -> list[Expansion]:
-        """Walk `path` from each topic (one Expansion per topic, in order); a topic is never its own answer."""
+        """Walk `path` from each topic (one Expansion per topic, in order), by the graph's conventions."""
 
     def expand(self, topic: str, path: Path) -> Expansion:
         return self.expand_many([topic], path)[0]

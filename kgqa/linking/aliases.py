@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kgqa.config import Settings
+from kgqa.files import write_atomically, write_text_atomically
 from kgqa.graph.store import GraphStore
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,7 @@ class AliasIndex:
                 return cls(names, keys, folder)
         keys = [normalise_alias(n) for n in names]
         if keys_file is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = keys_file.with_suffix(".tmp")
-            tmp.write_text("\n".join(keys), encoding="utf-8")
-            tmp.replace(keys_file)
+            write_text_atomically(keys_file, "\n".join(keys))
         return cls(names, keys, folder)
 
     # ---- lookups -------------------------------------------------------------------------------
@@ -126,7 +124,7 @@ class AliasIndex:
                         best[i] = OSA.normalized_similarity(full, plain_words(self.names[i]))
         return sorted(best.items(), key=lambda kv: -kv[1])
 
-    def nearest(self, texts: list[str], embed: Callable[[list[str]], np.ndarray], k: int = 5,
+    def nearest(self, texts: list[str], embed: NameEmbedder, k: int = 5,
                 min_similarity: float = 0.8) -> list[list[tuple[int, float]]]:
         """For each text, the names whose embeddings are closest (cosine >= min_similarity)."""
         index = self.embedding_index(embed)
@@ -138,21 +136,18 @@ class AliasIndex:
 
     # ---- the embedding index ---------------------------------------------------------------------
 
-    @property
-    def embedding_file(self) -> Path | None:
-        return self.cache_dir / "names.faiss" if self.cache_dir else None
+    def embedding_file(self, embed: NameEmbedder) -> Path | None:
+        """Where the names' embeddings by this model are kept: one file per embedding model's contents."""
+        return self.cache_dir / f"names-{embed.fingerprint}.faiss" if self.cache_dir else None
 
-    def has_embeddings(self) -> bool:
-        return self._faiss is not None or bool(self.embedding_file and self.embedding_file.exists())
-
-    def embedding_index(self, embed: Callable[[list[str]], np.ndarray],
-                        on_progress: Callable[[int, int], None] | None = None, chunk: int = 2048):
+    def embedding_index(self, embed: NameEmbedder, on_progress: Callable[[int, int], None] | None = None,
+                        chunk: int = 2048):
         """The FAISS inner-product index over unit-length name embeddings: loaded, or built (minutes) and saved."""
         import faiss
 
         if self._faiss is not None:
             return self._faiss
-        file = self.embedding_file
+        file = self.embedding_file(embed)
         if file is not None and file.exists():
             self._faiss = faiss.read_index(str(file))
             return self._faiss
@@ -165,12 +160,30 @@ class AliasIndex:
             if on_progress:
                 on_progress(min(start + chunk, len(self.names)), len(self.names))
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_suffix(".tmp")
-            faiss.write_index(index, str(tmp))
-            tmp.replace(file)
+            write_atomically(file, lambda tmp: faiss.write_index(index, str(tmp)))
         self._faiss = index
         return index
+
+
+class NameEmbedder:
+    """The sentence embedder of `model_dir` as a function of texts, loaded on first use; `fingerprint`
+    (the model's contents digest) keys the cached name index without loading the model."""
+
+    def __init__(self, model_dir: str | Path | None = None) -> None:
+        from kgqa.encoder import default_model_path
+
+        self.model_dir = Path(model_dir) if model_dir else default_model_path()
+
+    @property
+    def fingerprint(self) -> str:
+        from kgqa.encoder import model_fingerprint
+
+        return model_fingerprint(self.model_dir)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        from kgqa.encoder import load_embedder
+
+        return load_embedder(str(self.model_dir)).embed(texts)
 
 
 def build_alias_index(settings: Settings, graph: GraphStore, embeddings: bool = True,
@@ -178,7 +191,5 @@ def build_alias_index(settings: Settings, graph: GraphStore, embeddings: bool = 
     """Build (or load) the graph's alias index under settings.cache_dir, with its embedding index if asked."""
     index = AliasIndex.build(graph.entity_names(), settings.cache_dir)
     if embeddings:
-        from kgqa.encoder import load_embedder
-
-        index.embedding_index(load_embedder(settings.embedder).embed, on_progress)
+        index.embedding_index(NameEmbedder(settings.embedder), on_progress)
     return index

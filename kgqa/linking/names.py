@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from kgqa.files import replace_folder
 from kgqa.graph.store import GraphStore
 from kgqa.types import Entity, Mention
 
@@ -77,15 +75,12 @@ class NameIndex:
         return index
 
     def save(self, folder: Path) -> None:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        for name in ("hashes", "offsets", "data"):
-            np.save(tmp / f"{name}.npy", getattr(self, name))
-        (tmp / "meta.json").write_text(json.dumps({"max_tokens": self.max_tokens}), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process saved it first
-            shutil.rmtree(tmp, ignore_errors=True)
+        def fill(tmp: Path) -> None:
+            for name in ("hashes", "offsets", "data"):
+                np.save(tmp / f"{name}.npy", getattr(self, name))
+            (tmp / "meta.json").write_text(json.dumps({"max_tokens": self.max_tokens}), encoding="utf-8")
+
+        replace_folder(folder, fill)
 
     @classmethod
     def load(cls, folder: Path) -> "NameIndex":

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from kgqa.encoder import BertEncoder
+from kgqa.encoder import BertEncoder, CleanTokenizer
 from kgqa.errors import InputError, ModelError
+from kgqa.questions import parse_marked
 
 LABELS = ("O", "B-ENT", "I-ENT")
 OUTSIDE, BEGIN, INSIDE = range(3)
 IGNORE = -100  # label of special and padding tokens: no loss
 METADATA_FILE = "training.json"
 
-_BRACKETED = re.compile(r"\[([^\[\]]+)\]")
 _WORD_CHAR = re.compile(r"\w")
 # What a user might type instead of a name: questions without an entity, for training the tagger to mark none
 _NO_ENTITY_FILLERS = ("it", "this film", "that movie", "him", "her", "them", "someone", "this actor",
@@ -51,31 +51,12 @@ class LabelledQuestion:
 
 
 def parse_bracketed(marked: str) -> LabelledQuestion | None:
-    """`what does [Tom Cullen] act in` -> text without brackets and the span of `Tom Cullen`; None if unmarked."""
-    text, spans, last = [], [], 0
-    length = 0
-    for match in _BRACKETED.finditer(marked):
-        before = marked[last:match.start()]
-        text.append(before)
-        length += len(before)
-        inner = match.group(1)
-        stripped = inner.strip()
-        lead = len(inner) - len(inner.lstrip())
-        spans.append((length + lead, length + lead + len(stripped)))
-        text.append(inner)
-        length += len(inner)
-        last = match.end()
-    if not spans:
+    """`what does [Tom Cullen] act in` -> text without brackets and the span of `Tom Cullen`; None if unmarked
+    (`questions.parse_marked`, the one parser of marked questions)."""
+    found = parse_marked(marked)
+    if found is None:
         return None
-    text.append(marked[last:])
-    plain = "".join(text)
-    if "[" in plain or "]" in plain:
-        return None
-    # normalise outer whitespace, keeping spans aligned
-    lead = len(plain) - len(plain.lstrip())
-    plain = plain.strip()
-    spans = [(s - lead, e - lead) for s, e in spans]
-    return LabelledQuestion(plain, spans, topic=plain[spans[0][0]:spans[0][1]])
+    return LabelledQuestion(found.text, list(found.spans), topic=found.topic)
 
 
 def read_bracketed_file(path: Path) -> list[LabelledQuestion]:
@@ -231,13 +212,45 @@ def decode_spans(text: str, probs: np.ndarray, offsets: list[tuple[int, int]], s
     return spans
 
 
+def window_starts(n: int, width: int, stride: int) -> list[int]:
+    """Starts of windows of `width` over n word pieces, `stride` apart, the last one ending at the end."""
+    if n <= width:
+        return [0]
+    starts = list(range(0, n - width, stride))
+    return starts + [n - width]
+
+
+def best_window(n: int, width: int, starts: list[int]) -> np.ndarray:
+    """For each of n word pieces, the window in which it sits farthest from a cut edge (the question's own
+    start and end are not cuts): there it sees the most context on both sides."""
+    room = np.full((len(starts), n), -1.0)
+    positions = np.arange(n)
+    for w, start in enumerate(starts):
+        inside = (positions >= start) & (positions < start + width)
+        left = positions - start if start > 0 else np.full(n, np.inf)
+        right = start + width - 1 - positions if start + width < n else np.full(n, np.inf)
+        room[w] = np.where(inside, np.minimum(left, right), -1.0)
+    return room.argmax(0)
+
+
 class MentionTagger:
-    """Tags mentions with a fine-tuned BERT token classifier, running on the numpy encoder."""
+    """Tags mentions with a fine-tuned BERT token classifier, running on the numpy encoder.
+
+    A question longer than max_length word pieces is read in overlapping windows (half a window apart);
+    each word piece takes its labels from the window where it sits farthest from a cut edge."""
 
     def __init__(self, model_dir: Path, max_length: int = 64, batch_size: int = 64, workers: int | None = None) -> None:
+        from tokenizers import Tokenizer
+
         self.model_dir = Path(model_dir)
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.encoder = BertEncoder(self.model_dir, max_length=max_length)
+        self.max_length = max_length
+        # the whole question in word pieces: windows are cut from it, not by the tokenizer
+        self.tokenizer = CleanTokenizer(Tokenizer.from_str(self.encoder.tokenizer.to_str()))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.pad_id = self.encoder.config.get("pad_token_id", 0)
         try:
             self.weight = self.encoder.heads["classifier.weight"]
             self.bias = self.encoder.heads["classifier.bias"]
@@ -265,29 +278,67 @@ class MentionTagger:
     def tag(self, question: str) -> list[Span]:
         return self.tag_batch([question])[0]
 
+    def _windows(self, encoding) -> tuple[int, int, list[int], int]:
+        """(leading special tokens, trailing ones, window starts over the pieces between, window width)."""
+        special = encoding.special_tokens_mask
+        head = next((i for i, s in enumerate(special) if not s), len(special))
+        tail = next((i for i, s in enumerate(reversed(special)) if not s), 0) if head < len(special) else 0
+        width = max(self.max_length - head - tail, 1)
+        return head, tail, window_starts(len(special) - head - tail, width, max(width // 2, 1)), width
+
     def _run(self, questions: list[str]) -> list[tuple[np.ndarray, object]]:
-        """Logits and tokenizer encoding per question; batches of similar length so that little is padded.
+        """Logits and tokenizer encoding per question; every window of every question in one batched run,
+        windows of similar length together so that little is padded.
 
         Batches run on a few threads: numpy's element-wise steps (GELU, softmax) use one core each, and
         they release the GIL, so two batches at once keep two cores busy."""
-        order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
+        encodings = self.tokenizer.encode_batch(questions)
+        layout = [self._windows(e) for e in encodings]
+        rows: list[tuple[int, list[int], list[int]]] = []  # (question, ids, type ids) per window
+        for q, (encoding, (head, tail, starts, width)) in enumerate(zip(encodings, layout)):
+            ids, types, n = encoding.ids, encoding.type_ids, len(encoding.ids)
+            for start in starts:
+                keep = [*range(head), *range(head + start, min(head + start + width, n - tail)), *range(n - tail, n)]
+                rows.append((q, [ids[i] for i in keep], [types[i] for i in keep]))
+        order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
         batches = [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
-        def run(rows: list[int]) -> list[tuple[int, np.ndarray, object]]:
-            hidden, mask, encodings = self.encoder.encode([questions[i] for i in rows])
-            logits = hidden @ self.weight.T + self.bias
-            return [(i, logits[k, :int(mask[k].sum())], encodings[k]) for k, i in enumerate(rows)]
+        def run(batch: list[int]) -> list[tuple[int, np.ndarray]]:
+            width = max(len(rows[r][1]) for r in batch)
+            ids = np.full((len(batch), width), self.pad_id, np.int64)
+            types = np.zeros((len(batch), width), np.int64)
+            mask = np.zeros((len(batch), width), np.int64)
+            for k, r in enumerate(batch):
+                length = len(rows[r][1])
+                ids[k, :length], types[k, :length], mask[k, :length] = rows[r][1], rows[r][2], 1
+            logits = self.encoder.forward(ids, mask, types) @ self.weight.T + self.bias
+            return [(r, logits[k, :int(mask[k].sum())]) for k, r in enumerate(batch)]
 
         if len(batches) > 1 and self.workers > 1:
             with ThreadPoolExecutor(self.workers) as pool:
                 done = list(pool.map(run, batches))
         else:
-            done = [run(rows) for rows in batches]
-        results: list = [None] * len(questions)
+            done = [run(batch) for batch in batches]
+        window_logits: list = [None] * len(rows)
         for batch in done:
-            for i, logits, encoding in batch:
-                results[i] = (logits, encoding)
+            for r, logits in batch:
+                window_logits[r] = logits
+        results, r = [], 0
+        for encoding, (head, tail, starts, width) in zip(encodings, layout):
+            windows = window_logits[r:r + len(starts)]
+            r += len(starts)
+            results.append((self._merge(windows, head, tail, starts, width), encoding))
         return results
+
+    @staticmethod
+    def _merge(windows: list[np.ndarray], head: int, tail: int, starts: list[int], width: int) -> np.ndarray:
+        """One question's logits from its windows' logits (each: head specials, pieces, tail specials)."""
+        if len(windows) == 1:
+            return windows[0]
+        n = starts[-1] + width
+        best = best_window(n, width, starts)
+        pieces = np.stack([windows[w][head + j - starts[w]] for j, w in enumerate(best.tolist())])
+        return np.concatenate([windows[0][:head], pieces, windows[-1][len(windows[-1]) - tail:]])
 
 
 def _read_json(file: Path) -> dict:

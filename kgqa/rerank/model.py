@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from kgqa.encoder import BertEncoder
+from kgqa.encoder import BertEncoder, CleanTokenizer, clean_text
 from kgqa.errors import ModelError
 from kgqa.rerank.candidates import FEATURES, Group, RankedAnswer, feature_matrix, select_answers
 
 FUSION_FILE = "fusion.json"
 META_FILE = "kgqa_reranker.json"
 MAX_LENGTH = 64
-"""Word pieces per pair: MetaQA dev questions take at most 34, path verbalisations at most 22."""
+"""Word pieces per pair: MetaQA dev questions take at most 34, path verbalisations at most 22. A longer pair
+loses the start of its question, never its path text (see question_fits)."""
 
 
 def unique_pairs(questions: Sequence[str], texts: Sequence[str]) -> tuple[list[tuple[str, str]], np.ndarray]:
@@ -40,6 +41,13 @@ def unique_pairs(questions: Sequence[str], texts: Sequence[str]) -> tuple[list[t
     where = np.fromiter((index.setdefault(pair, len(index)) for pair in zip(questions, texts)), np.int64,
                         len(questions))
     return list(index), where
+
+
+def question_fits(text_lengths: Sequence[int], max_length: int, specials: int) -> np.ndarray:
+    """Per pair, whether cutting its question alone makes it fit max_length (the text, of text_lengths word
+    pieces, leaves the question one piece at least). Such pairs lose the question's start, which in a long
+    question is the preamble before the asking; the others (a text as long as the pair) are cut longest first."""
+    return np.asarray(text_lengths, np.int64) < max_length - specials
 
 
 def length_batches(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[np.ndarray]:
@@ -63,27 +71,55 @@ class NumpyCrossEncoder:
 
     def __init__(self, model_dir: Path, max_length: int = MAX_LENGTH, max_tokens: int = 8192,
                  max_rows: int = 256) -> None:
+        from tokenizers import Tokenizer
+
         self.encoder = BertEncoder(model_dir, max_length=max_length)
         heads = self.encoder.heads
         if "classifier.weight" not in heads or self.encoder.config.get("kgqa_pooling") != "mean":
             raise ModelError(f"{model_dir}: not a kgqa cross-encoder (no classifier weights or mean pooling)")
         self.classifier = (heads["classifier.weight"], heads["classifier.bias"])
+        self.max_length = max_length
         self.max_tokens = max_tokens
         self.max_rows = max_rows
+        self.pad_id = self.encoder.config.get("pad_token_id", 0)
+        # unpadded copies of the tokenizer: one cuts only the question, from its start; one cuts both
+        spec = self.encoder.tokenizer.to_str()
+        self.cut_question = CleanTokenizer(Tokenizer.from_str(spec))
+        self.cut_question.enable_truncation(max_length, strategy="only_first", direction="left")
+        self.cut_both = CleanTokenizer(Tokenizer.from_str(spec))
+        self.cut_both.enable_truncation(max_length, strategy="longest_first")
+        for tokenizer in (self.cut_question, self.cut_both):
+            tokenizer.no_padding()
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list:
+        """Tokenizer encodings of (question, text) pairs, at most max_length word pieces each, unpadded: the
+        question is cut (from its start), the text kept whole, unless the text alone fills the pair."""
+        texts = self.cut_both.encode_batch([t for _, t in pairs], add_special_tokens=False)
+        fits = question_fits([len(e.ids) for e in texts], self.max_length,
+                             self.cut_both.num_special_tokens_to_add(True))
+        out: list = [None] * len(pairs)
+        for tokenizer, rows in ((self.cut_question, np.flatnonzero(fits)), (self.cut_both, np.flatnonzero(~fits))):
+            if len(rows):
+                for i, encoding in zip(rows.tolist(), tokenizer.encode_batch([pairs[i] for i in rows])):
+                    out[i] = encoding
+        return out
 
     def score(self, questions: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         """One logit per (question, text) pair."""
         if not questions:
             return np.zeros(0, np.float32)
         pairs, where = unique_pairs(questions, texts)
-        encodings = self.encoder.tokenizer.encode_batch(pairs)
-        lengths = [sum(e.attention_mask) for e in encodings]
+        encodings = self.encode_pairs(pairs)
+        lengths = [len(e.ids) for e in encodings]
         out = np.zeros(len(pairs), np.float32)
         for rows in length_batches(lengths, self.max_tokens, self.max_rows):
             width = max(lengths[i] for i in rows)
-            ids = np.array([encodings[i].ids[:width] for i in rows], np.int64)
-            mask = np.array([encodings[i].attention_mask[:width] for i in rows], np.int64)
-            types = np.array([encodings[i].type_ids[:width] for i in rows], np.int64)
+            ids = np.full((len(rows), width), self.pad_id, np.int64)
+            mask = np.zeros((len(rows), width), np.int64)
+            types = np.zeros((len(rows), width), np.int64)
+            for k, i in enumerate(rows.tolist()):
+                n = lengths[i]
+                ids[k, :n], mask[k, :n], types[k, :n] = encodings[i].ids, 1, encodings[i].type_ids
             hidden = self.encoder.forward(ids, mask, types)
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1.0)
@@ -123,8 +159,7 @@ class TorchCrossEncoder:
         if not questions:
             return np.zeros(0, np.float32)
         pairs, where = unique_pairs(questions, texts)
-        encoded = self.tokenizer([q for q, _ in pairs], [t for _, t in pairs], truncation=True,
-                                 max_length=self.max_length)
+        encoded = self.encode_pairs(pairs)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         out = np.zeros(len(pairs), np.float32)
         with torch.inference_mode():
@@ -135,6 +170,26 @@ class TorchCrossEncoder:
                 logits = self.forward(**batch)
                 out[rows] = logits.float().cpu().numpy()
         return out[where]
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> dict[str, list]:
+        """Token ids etc. of (question, text) pairs, cut as NumpyCrossEncoder.encode_pairs cuts them."""
+        pairs = [(clean_text(q), clean_text(t)) for q, t in pairs]
+        text_ids = self.tokenizer([t for _, t in pairs], add_special_tokens=False)["input_ids"]
+        fits = question_fits([len(ids) for ids in text_ids], self.max_length,
+                             self.tokenizer.num_special_tokens_to_add(pair=True))
+        out: dict[str, list] = {}
+        for strategy, side, rows in (("only_first", "left", np.flatnonzero(fits)),
+                                     ("longest_first", "right", np.flatnonzero(~fits))):
+            if not len(rows):
+                continue
+            self.tokenizer.truncation_side = side
+            encoded = self.tokenizer([pairs[i][0] for i in rows], [pairs[i][1] for i in rows],
+                                     truncation=strategy, max_length=self.max_length)
+            for key, values in encoded.items():
+                column = out.setdefault(key, [None] * len(pairs))
+                for i, value in zip(rows.tolist(), values):
+                    column[i] = value
+        return out
 
 
 # ---- the fusion layer ----------------------------------------------------------------------------

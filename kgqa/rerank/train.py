@@ -29,13 +29,14 @@ from pathlib import Path as FsPath
 
 import numpy as np
 
-from kgqa.config import Settings
+from kgqa.config import Settings, mask_uri
 from kgqa.encoder import default_model_path
 from kgqa.errors import InputError
 from kgqa.graph.store import GraphStore
+from kgqa.questions import Example
 from kgqa.rerank.candidates import FEATURES, Group, feature_matrix, select_answers
 from kgqa.rerank.model import FUSION_FILE, MAX_LENGTH, META_FILE, Fusion, Reranker, TorchCrossEncoder, fit_logistic
-from kgqa.retrieval.data import PathExample, stratified_sample
+from kgqa.retrieval.data import stratified_sample
 from kgqa.retrieval.paths import verbalise_path
 from kgqa.retrieval.search import PathSearch, path_search, searched_paths
 from kgqa.types import Path, format_path
@@ -86,7 +87,7 @@ def _weighted_sample(rng: random.Random, items: list, weights: list[float], k: i
     return [items[i] for i in order[:k]]
 
 
-def make_lists(search: PathSearch, examples: Sequence[PathExample], negatives: int = 5, seed: int = 0,
+def make_lists(search: PathSearch, examples: Sequence[Example], negatives: int = 5, seed: int = 0,
                retriever_top: Sequence[Sequence[Path]] | None = None,
                retriever_negatives: int = 0) -> list[ListExample]:
     """One list per example whose topic reaches some other path: gold text, then up to `negatives` others
@@ -205,7 +206,7 @@ class GroupRecorder(Reranker):
         return out
 
 
-def record_groups(settings: Settings, graph: GraphStore, model_dir: FsPath, examples: Sequence[PathExample],
+def record_groups(settings: Settings, graph: GraphStore, model_dir: FsPath, examples: Sequence[Example],
                   options: RerankOptions, chunk: int = 64,
                   on_progress: Callable[[int], None] | None = None) -> tuple[list[list[Group]], dict]:
     """Each example's candidate groups as the agent builds them (no brackets: the agent links), CE-scored."""
@@ -225,7 +226,7 @@ def record_groups(settings: Settings, graph: GraphStore, model_dir: FsPath, exam
                                "groups": sum(len(r) for r in recorder.recorded)}
 
 
-def group_labels(groups: Sequence[Group], example: PathExample) -> np.ndarray:
+def group_labels(groups: Sequence[Group], example: Example) -> np.ndarray:
     gold = set(example.answers)
     return np.array([float((g.topic == example.topic and format_path(g.path) == example.path)
                            or set(g.evidence) == gold) for g in groups], np.float32)
@@ -234,7 +235,7 @@ def group_labels(groups: Sequence[Group], example: PathExample) -> np.ndarray:
 # ---- fusion fitting and selection -----------------------------------------------------------------------------
 
 
-def answer_scores(groups_by_question: Sequence[Sequence[Group]], examples: Sequence[PathExample], mode: str = "group",
+def answer_scores(groups_by_question: Sequence[Sequence[Group]], examples: Sequence[Example], mode: str = "group",
                   threshold: float = 0.5, degree=None, degree_weight: float = 0.0,
                   baseline: bool = False) -> dict[str, float]:
     """Mean Hits@1, F1 and exact match (in %) of the answer sets chosen from scored groups.
@@ -265,7 +266,7 @@ def _set_scores(groups_by_question: Sequence[Sequence[Group]], scores: np.ndarra
         group.score = score
 
 
-def fit_fusion(groups_by_question: list[list[Group]], examples: list[PathExample], degree=None,
+def fit_fusion(groups_by_question: list[list[Group]], examples: list[Example], degree=None,
                thresholds: Sequence[float] = (0.3, 0.5, 0.7, 0.9), l2: float = 1.0) -> tuple[Fusion, dict]:
     """Fit the fusion layer; choose answer-set mode, threshold and in-group order on out-of-fold scores."""
     flat = [g for row in groups_by_question for g in row]
@@ -313,8 +314,8 @@ def fit_fusion(groups_by_question: list[list[Group]], examples: list[PathExample
 # ---- the whole run -----------------------------------------------------------------------------------------
 
 
-def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequence[PathExample],
-                   held_examples: Sequence[PathExample], out_dir: FsPath, options: RerankOptions | None = None,
+def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequence[Example],
+                   held_examples: Sequence[Example], out_dir: FsPath, options: RerankOptions | None = None,
                    base_model: FsPath | None = None, on_step: Callable[[int, int, float], None] | None = None,
                    on_stage: Callable[[str], None] | None = None,
                    on_progress: Callable[[int, int], None] | None = None) -> dict:
@@ -346,7 +347,7 @@ def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequen
     (partial / FUSION_FILE).write_text(json.dumps(fusion.to_json(), indent=2) + "\n")
     meta = {"base_model": str(base_model or default_model_path()), "options": asdict(options),
             "train_lists": len(lists), "training": log, "fusion_data": recorded, "held_out": report,
-            **reranker_context(settings), **options.extra}
+            **reranker_context(settings, graph), **options.extra}
     meta["total_seconds"] = round(time.perf_counter() - started, 1)
     (partial / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     if out_dir.exists():
@@ -356,7 +357,7 @@ def train_reranker(settings: Settings, graph: GraphStore, train_examples: Sequen
 
 
 def fit_fusion_on_held_out(settings: Settings, graph: GraphStore, model_dir: FsPath,
-                           held_examples: Sequence[PathExample], options: RerankOptions,
+                           held_examples: Sequence[Example], options: RerankOptions,
                            say: Callable[[str], None] = lambda _: None,
                            on_progress: Callable[[int, int], None] | None = None) -> tuple[Fusion, dict, dict]:
     """Score the agent's candidates for held-out questions with the cross-encoder in `model_dir`, fit the
@@ -372,7 +373,7 @@ def fit_fusion_on_held_out(settings: Settings, graph: GraphStore, model_dir: FsP
             on_progress(done[0], len(fusion_sample))
 
     groups, recorded = record_groups(settings, graph, model_dir, fusion_sample, options, on_progress=progress)
-    recorded["llm"] = settings.llm
+    recorded["llm"] = mask_uri(settings.llm) if settings.llm else settings.llm
     recorded["llm_choices"] = sum(g.llm_choice for row in groups for g in row)
     fusion, report = fit_fusion(groups, fusion_sample, graph.degree)
     report["per_hop"] = {}
@@ -387,7 +388,7 @@ def fit_fusion_on_held_out(settings: Settings, graph: GraphStore, model_dir: FsP
     return fusion, report, recorded
 
 
-def refit_fusion(settings: Settings, graph: GraphStore, held_examples: Sequence[PathExample], model_dir: FsPath,
+def refit_fusion(settings: Settings, graph: GraphStore, held_examples: Sequence[Example], model_dir: FsPath,
                  options: RerankOptions | None = None, on_stage: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> dict:
     """Fit a trained reranker's fusion layer again, for the agent as now configured (another retriever or
@@ -405,7 +406,7 @@ def refit_fusion(settings: Settings, graph: GraphStore, held_examples: Sequence[
         meta = json.loads((model_dir / META_FILE).read_text())
     except (OSError, ValueError):
         meta = {}
-    meta.update({"fusion_data": recorded, "held_out": report, **reranker_context(settings),
+    meta.update({"fusion_data": recorded, "held_out": report, **reranker_context(settings, graph),
                  "fusion_refit": {"command": options.extra.get("command", ""),
                                   "seconds": round(time.perf_counter() - started, 1),
                                   "date": time.strftime("%Y-%m-%d %H:%M:%S")}})
@@ -414,18 +415,16 @@ def refit_fusion(settings: Settings, graph: GraphStore, held_examples: Sequence[
     return meta
 
 
-def retriever_paths(settings: Settings, graph: GraphStore, examples: Sequence[PathExample], top_k: int
+def retriever_paths(settings: Settings, graph: GraphStore, examples: Sequence[Example], top_k: int
                     ) -> tuple[PathSearch, list[list[Path]]]:
     """The agent's path search (its retriever, its beam) and its top paths from each example's gold topic."""
-    from kgqa.agent import _model_key
     from kgqa.encoder import load_embedder
     from kgqa.retrieval.model import path_model
     from kgqa.retrieval.paths import PathRanker
 
-    model = path_model(settings)
+    model = path_model(settings, graph)
     embedder = load_embedder(str(model.model_dir))
-    ranker = PathRanker(embedder, cache_file=settings.cache_dir / "paths" / f"{_model_key(embedder.model_dir)}.npz",
-                        hop_penalty=model.hop_penalty)
+    ranker = PathRanker(embedder, settings.cache_dir, model.hop_penalty)
     search = path_search(settings, graph, ranker)
     ranked = [row[:top_k] for row in searched_paths(search, examples)]
     ranker.save()

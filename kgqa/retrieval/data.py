@@ -10,43 +10,11 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path as FsPath
 
-from kgqa.types import Mention, Path, parse_path
+from kgqa.questions import Example
 
 HELD_OUT_PERCENT = 10
-
-
-@dataclass(frozen=True)
-class PathExample:
-    """A question with its topic entity, gold relation path and answers (one row of a benchmark)."""
-
-    question: str
-    topic: str
-    path: str
-    answers: tuple[str, ...] = ()
-
-    @property
-    def steps(self) -> Path:
-        return parse_path(self.path)
-
-    @property
-    def masked(self) -> str:
-        return masked_question(self.question, self.topic)
-
-    @property
-    def hops(self) -> int:
-        return len(self.steps)
-
-
-def masked_question(question: str, topic: str) -> str:
-    """The question with the topic mention replaced by "something", exactly as the agent masks it."""
-    from kgqa.agent import mask_mention
-
-    start = question.lower().find(topic.lower())
-    end = start + len(topic) if start >= 0 else -1
-    return mask_mention(question, Mention(topic, start, end, ()))
 
 
 def read_pool_rows(file: FsPath | str) -> list[dict]:
@@ -74,7 +42,7 @@ def is_held_out(question: str, percent: int = HELD_OUT_PERCENT) -> bool:
     return int.from_bytes(digest[:4], "big") % 100 < percent
 
 
-def split_dev(examples: list[PathExample], percent: int = HELD_OUT_PERCENT) -> tuple[list[PathExample], list[PathExample]]:
+def split_dev(examples: list[Example], percent: int = HELD_OUT_PERCENT) -> tuple[list[Example], list[Example]]:
     """(training examples, held-out examples)."""
     train, held = [], []
     for example in examples:
@@ -83,7 +51,7 @@ def split_dev(examples: list[PathExample], percent: int = HELD_OUT_PERCENT) -> t
 
 
 def load_benchmark_examples(benchmark: str = "metaqa", split: str = "dev", data_dir: str | None = None,
-                            hops: list[int] | None = None) -> list[PathExample]:
+                            hops: list[int] | None = None) -> list[Example]:
     """Every example of a benchmark split that names a gold path, over all (or the given) hops."""
     from kgqa.evaluate import Benchmark
 
@@ -92,21 +60,21 @@ def load_benchmark_examples(benchmark: str = "metaqa", split: str = "dev", data_
     for hop in hops or bench.hops:
         for e in bench.examples(hop, split):
             if e.path:
-                examples.append(PathExample(e.question, e.topic, e.path, tuple(sorted(e.answers))))
+                examples.append(e)
     return examples
 
 
-def stratified_sample(examples: list[PathExample], size: int, seed: int = 0) -> list[PathExample]:
+def stratified_sample(examples: list[Example], size: int, seed: int = 0) -> list[Example]:
     """About `size` examples spread evenly over gold paths (each path gets its share, rare paths all they have)."""
     if size >= len(examples):
         return list(examples)
     rng = random.Random(seed)
-    by_path: dict[str, list[PathExample]] = defaultdict(list)
+    by_path: dict[str, list[Example]] = defaultdict(list)
     for example in examples:
         by_path[example.path].append(example)
     for group in by_path.values():
         rng.shuffle(group)
-    chosen: list[PathExample] = []
+    chosen: list[Example] = []
     groups = sorted(by_path.values(), key=len)
     for i, group in enumerate(groups):
         share = (size - len(chosen)) // (len(groups) - i)

@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kgqa.retrieval.data import PathExample
+from kgqa.questions import Example
 from kgqa.retrieval.paths import verbalise_path
 from kgqa.retrieval.search import PathSearch
 
 MISSING = 10**9
 
 
-def gold_ranks(search: PathSearch, examples: Sequence[PathExample], penalties: Sequence[float], batch: int = 256,
+def gold_ranks(search: PathSearch, examples: Sequence[Example], penalties: Sequence[float], batch: int = 256,
                on_progress: Callable[[int], None] | None = None) -> dict[float, np.ndarray]:
     """For each hop penalty, the 0-based rank of each example's gold path among the paths the search scores
     from the gold topic (MISSING when the search does not reach it).
@@ -45,7 +45,7 @@ def gold_ranks(search: PathSearch, examples: Sequence[PathExample], penalties: S
     return ranks
 
 
-def recall_table(examples: Sequence[PathExample], ranks: np.ndarray, ks: Sequence[int] = (1, 5)
+def recall_table(examples: Sequence[Example], ranks: np.ndarray, ks: Sequence[int] = (1, 5)
                  ) -> dict[str, dict[str, float]]:
     """Recall@k in percent per hop ("1", "2", …) and over all ("all"), with the question counts."""
     groups: dict[str, list[int]] = defaultdict(list)

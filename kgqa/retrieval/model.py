@@ -1,6 +1,6 @@
 """Which embedding model ranks paths, and with which hop penalty.
 
-The trained retriever (`kgqa train retriever`) lives in `settings.models_dir / "retriever"`: a standard
+The trained retriever (`kgqa train retriever`) lives in the graph's model folder (`model_store`): a standard
 sentence-transformers folder plus `kgqa_retriever.json`, the training record, which carries the hop
 penalty chosen on held-out dev. When the folder exists it is used; an explicit `embedder` setting wins.
 """
@@ -14,6 +14,8 @@ from typing import Any
 
 from kgqa.config import Settings
 from kgqa.encoder import default_model_path
+from kgqa.graph.store import GraphStore
+from kgqa.model_store import model_dir as model_dir_of
 
 RETRIEVER_DIR = "retriever"
 META_FILE = "kgqa_retriever.json"
@@ -29,8 +31,8 @@ class PathModel:
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def retriever_dir(settings: Settings) -> Path:
-    return settings.models_dir / RETRIEVER_DIR
+def retriever_dir(settings: Settings, graph: GraphStore) -> Path:
+    return model_dir_of(settings, graph, RETRIEVER_DIR)
 
 
 def read_meta(model_dir: Path) -> dict[str, Any]:
@@ -40,12 +42,13 @@ def read_meta(model_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def path_model(settings: Settings) -> PathModel:
-    """The embedder for path ranking: settings.embedder, else the trained retriever, else packaged MiniLM."""
+def path_model(settings: Settings, graph: GraphStore) -> PathModel:
+    """The embedder for path ranking: settings.embedder, else the retriever trained for this graph, else
+    packaged MiniLM."""
     if settings.embedder:
         model_dir = Path(settings.embedder).expanduser()
-    elif (retriever_dir(settings) / "model.safetensors").exists():
-        model_dir = retriever_dir(settings)
+    elif (retriever_dir(settings, graph) / "model.safetensors").exists():
+        model_dir = retriever_dir(settings, graph)
     else:
         model_dir = default_model_path()
     meta = read_meta(model_dir)

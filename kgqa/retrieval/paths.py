@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import atexit
-import os
 import re
 from pathlib import Path as FsPath
 
 import numpy as np
 
 from kgqa.encoder import SentenceEmbedder
+from kgqa.files import write_atomically
 from kgqa.types import Path, PathCandidate, Step
 
 
@@ -41,11 +41,12 @@ class PathRanker:
     MiniLM. Path vectors are cached on disk.
     """
 
-    def __init__(self, embedder: SentenceEmbedder, cache_file: FsPath | None = None,
+    def __init__(self, embedder: SentenceEmbedder, cache_dir: FsPath | None = None,
                  hop_penalty: float = 0.1) -> None:
+        """cache_dir: the path vectors are kept in `<cache_dir>/paths/<model contents digest>.npz`."""
         self.embedder = embedder
         self.hop_penalty = hop_penalty
-        self.cache_file = cache_file
+        self.cache_file = cache_file = cache_dir / "paths" / f"{embedder.fingerprint}.npz" if cache_dir else None
         self._vectors: dict[str, np.ndarray] = {}
         self._texts: dict[Path, str] = {}
         self._dirty = False
@@ -77,12 +78,14 @@ class PathRanker:
         """
         if self.cache_file is None or not self._dirty or (self._new < SAVE_EVERY and not force):
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         texts = list(self._vectors)
-        tmp = self.cache_file.with_name(f".{self.cache_file.stem}.{os.getpid()}.tmp.npz")  # one per process
-        np.savez(tmp, texts=np.frombuffer("\n".join(texts).encode("utf-8"), np.uint8),
-                 vectors=np.stack([self._vectors[t] for t in texts]))
-        tmp.replace(self.cache_file)
+
+        def write(tmp: FsPath) -> None:
+            with tmp.open("wb") as out:
+                np.savez(out, texts=np.frombuffer("\n".join(texts).encode("utf-8"), np.uint8),
+                         vectors=np.stack([self._vectors[t] for t in texts]))
+
+        write_atomically(self.cache_file, write)
         self._dirty, self._new = False, 0
 
     def text(self, path: Path) -> str:

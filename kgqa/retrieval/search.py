@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kgqa.graph.store import GraphStore
-from kgqa.retrieval.data import PathExample
+from kgqa.questions import Example
 from kgqa.retrieval.index import VectorIndex
 from kgqa.retrieval.paths import PathRanker, verbalise_step
 from kgqa.types import Path, PathCandidate, Step
@@ -30,7 +30,7 @@ class RelationIndex:
         self.steps = steps
         self.row_of = {step: row for row, step in enumerate(steps)}
         vectors = ranker.path_vectors([verbalise_step(s) for s in steps])
-        self.index = VectorIndex(vectors, [{"step": str(s)} for s in steps])
+        self.index = VectorIndex(vectors, steps)
 
     def shortlist(self, question_vector: np.ndarray, steps: list[Step], k: int) -> list[Step]:
         """The k of `steps` nearest the question, in their original order."""
@@ -91,7 +91,7 @@ def path_search(settings, graph: GraphStore, ranker: PathRanker) -> PathSearch:
     return PathSearch(graph, ranker, settings.max_hops, settings.beam_width, settings.relation_shortlist)
 
 
-def searched_paths(search: PathSearch, examples: Sequence[PathExample], chunk: int = 256) -> list[list[Path]]:
+def searched_paths(search: PathSearch, examples: Sequence[Example], chunk: int = 256) -> list[list[Path]]:
     """Every path the search scores from each example's topic for its masked question, best first.
 
     Training draws its negatives from these (the paths the agent would weigh), and recall is measured on them.

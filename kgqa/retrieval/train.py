@@ -30,7 +30,7 @@ from kgqa.config import Settings
 from kgqa.encoder import SentenceEmbedder, default_model_path
 from kgqa.errors import InputError, ModelError
 from kgqa.graph.store import GraphStore
-from kgqa.retrieval.data import PathExample
+from kgqa.questions import Example
 from kgqa.retrieval.metrics import gold_ranks, recall_table
 from kgqa.retrieval.model import META_FILE
 from kgqa.retrieval.paths import PathRanker, verbalise_path
@@ -82,7 +82,7 @@ def hard_negative(rng: random.Random, gold: Path, reachable: Sequence[Path], exc
     return rng.choices(candidates, weights)[0]
 
 
-def make_triplets(search: PathSearch, examples: Sequence[PathExample], seed: int = 0,
+def make_triplets(search: PathSearch, examples: Sequence[Example], seed: int = 0,
                   excluded: Sequence[str] = ()) -> list[Triplet]:
     """One (masked question, gold path text, hard negative text) triplet per example not on an excluded path;
     negatives are drawn from the paths the search scores for the example."""
@@ -212,7 +212,7 @@ def fine_tune(base_model: FsPath, triplets: Sequence[Triplet], options: TrainOpt
     return model, log
 
 
-def choose_hop_penalty(embedder: SentenceEmbedder, graph: GraphStore, examples: Sequence[PathExample],
+def choose_hop_penalty(embedder: SentenceEmbedder, graph: GraphStore, examples: Sequence[Example],
                        grid: Sequence[float], max_hops: int = 3) -> tuple[float, dict]:
     """The penalty with the best recall@1 on `examples` (the smaller one on a tie), and every penalty's table."""
     ranks = gold_ranks(training_search(graph, PathRanker(embedder), max_hops), examples, grid)
@@ -221,7 +221,7 @@ def choose_hop_penalty(embedder: SentenceEmbedder, graph: GraphStore, examples: 
     return best, tables
 
 
-def train_retriever(graph: GraphStore, train_examples: Sequence[PathExample], held_examples: Sequence[PathExample],
+def train_retriever(graph: GraphStore, train_examples: Sequence[Example], held_examples: Sequence[Example],
                     out_dir: FsPath, options: TrainOptions | None = None, base_model: FsPath | None = None,
                     on_step: Callable[[int, int, float], None] | None = None,
                     on_stage: Callable[[str], None] | None = None) -> dict:
@@ -282,7 +282,7 @@ def train_retriever(graph: GraphStore, train_examples: Sequence[PathExample], he
     return meta
 
 
-def _held_out_recall(selection: Sequence[PathExample], tables: dict, penalty: float, held_out: set[str],
+def _held_out_recall(selection: Sequence[Example], tables: dict, penalty: float, held_out: set[str],
                      embedder: SentenceEmbedder, graph: GraphStore, options: TrainOptions) -> dict | None:
     """Recall on the held-out dev questions whose gold path was never trained on."""
     if not held_out:
