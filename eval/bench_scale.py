@@ -56,6 +56,8 @@ NEO4J_DIR = REPO / "services" / "neo4j"
 NEO4J_PASSWORD = "kgqa-scale-password"
 GROUPS = ("hub", "ordinary")
 MAX_WALK_TRIES = 40
+GRAPH_CONVENTIONS = "walk_through_topic = false\ntopic_as_answer = false\n"
+"""The generated graphs' own settings file: their gold answers follow this convention."""
 
 # ---- running one measured step ------------------------------------------------------------------
 
@@ -372,6 +374,8 @@ def prepare_cell(spec: ScaleSpec, work: Path, per_group: int) -> Cell:
     started = time.perf_counter()
     file = work / "graphs" / f"{spec.name}.txt"
     graph, written = scalegen.ensure_file(spec, file)
+    # the generated gold never lets a multi-step walk come back to its topic: the graph says so to kgqa
+    file.with_name(file.name + ".kgqa.toml").write_text(GRAPH_CONVENTIONS)
     generated = time.perf_counter()
     questions = make_questions(graph, per_group, spec.seed)
     info = {"file": str(file), "written": written, "generate_s": round(generated - started, 2),

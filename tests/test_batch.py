@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -256,8 +257,8 @@ def llm_server(tmp_path: Path, n_ctx: int) -> tuple[subprocess.Popen, str]:
 
 @pytest.fixture
 def small_context_llm(tmp_path):
-    """A real OpenAI-compatible server whose context (512 tokens) a long question overflows: HTTP 400."""
-    process, url = llm_server(tmp_path, 512)
+    """A real OpenAI-compatible server whose context (384 tokens) a long question overflows: HTTP 400."""
+    process, url = llm_server(tmp_path, 384)
     yield url
     process.terminate()
     try:
@@ -276,7 +277,7 @@ def kgqa_batch(*args: str, env: dict | None = None) -> subprocess.CompletedProce
 
 
 QUESTIONS = ["who directed Kismet", "when was Dishonored released",
-             "who directed Kismet " + " ".join(["please tell me quickly"] * 150),   # over the server's context
+             "who directed Kismet " + " ".join(["please tell me quickly"] * 42),  # within 1,000 characters, over the server's context
              "who starred in Random Harvest"]
 
 
@@ -287,11 +288,12 @@ def test_a_question_the_real_agent_fails_on_gets_an_error_record(tmp_path, tiny_
     done = kgqa_batch(*args)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert "line 3: could not answer: LLM server answered HTTP 400" in done.stderr
+    # llama.cpp's server refuses a prompt past its context with HTTP 400, or fails on it with a 500
+    assert re.search(r"line 3: could not answer: LLM server answered HTTP (400|500)", done.stderr), done.stderr
     assert "answered 3, failed 1" in done.stderr
     written = records(out)
     assert [r["id"] for r in written] == ["1", "2", "3", "4"]
-    assert "HTTP 400" in written[2]["error"] and written[2]["question"] == QUESTIONS[2]
+    assert re.search(r"HTTP (400|500)", written[2]["error"]) and written[2]["question"] == QUESTIONS[2]
     assert all(r["answers"] and r["llm_calls"] == 1 for r in written[:2] + written[3:])
     again = kgqa_batch(*args, "--resume")  # the failed question is done: resume does not stick on it
     assert again.returncode == 0 and "already done 4" in again.stderr

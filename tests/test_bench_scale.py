@@ -32,6 +32,7 @@ def store(graph) -> EmbeddedGraph:
     store = EmbeddedGraph.from_triples([(graph.entity_names[s], graph.relation_names[r], graph.entity_names[o])
                                         for s, r, o in zip(graph.subjects, graph.relations, graph.objects)])
     store.walk_cap = 10 ** 9
+    store.walk_through_topic = store.topic_as_answer = False  # the generated graphs' convention
     return store
 
 

@@ -236,3 +236,21 @@ def test_recorded_commands_and_reranker_metadata_mask_credentials_and_name_the_l
     assert context["linker"] == "name match"  # ... but `linker = names` is what answers
     assert "hunter2" not in context["llm"]
     assert reranker_context(settings, graph)["linker"] == "trained"
+
+
+def test_a_graph_carries_its_own_settings_under_every_other_layer(tmp_path):
+    graph = tmp_path / "family.tsv"
+    graph.write_text("Ann\tspouse\tBob\n")
+    assert load_settings(overrides={"graph": str(graph)}, environ={}).topic_as_answer is True  # no file: allowed
+    (tmp_path / "family.tsv.kgqa.toml").write_text("topic_as_answer = false\nwalk_cap = 500\n")
+    own = load_settings(overrides={"graph": str(graph)}, environ={})
+    assert own.topic_as_answer is False and own.walk_cap == 500 and own.walk_through_topic is True
+    config = tmp_path / "config.toml"
+    config.write_text("walk_cap = 700\n")
+    assert load_settings(config, {"graph": str(graph)}, environ={}).walk_cap == 700  # the config file wins
+    assert load_settings(overrides={"graph": str(graph), "topic_as_answer": True}, environ={}).topic_as_answer
+    bundled = load_settings(environ={})
+    assert bundled.walk_through_topic is False and bundled.topic_as_answer is False  # MetaQA's conventions
+    (tmp_path / "family.tsv.kgqa.toml").write_text("no_such_setting = 1\n")
+    with pytest.raises(InputError, match="no_such_setting"):
+        load_settings(overrides={"graph": str(graph)}, environ={})
