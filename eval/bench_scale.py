@@ -270,8 +270,10 @@ def ask_worker(argv: list[str]) -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
     with args.results.open("w", encoding="utf-8") as out:
         started = time.perf_counter()
+        # the generated gold's convention, for a Neo4j graph too (a server URI has no settings file beside it)
         settings = load_settings(overrides={"graph": args.graph, "cache_dir": os.environ["KGQA_CACHE_DIR"],
-                                            "linker": "names", "reranker": "none", "llm": "none"})
+                                            "linker": "names", "reranker": "none", "llm": "none",
+                                            "walk_through_topic": False, "topic_as_answer": False})
         agent = Agent(settings)
         _write(out, {"agent_build_s": round(time.perf_counter() - started, 3), "settings": settings.to_dict()})
         for pass_ in range(1, args.passes + 1):

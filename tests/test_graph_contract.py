@@ -3,10 +3,12 @@
 Part 1 checks a small hand-made graph (case variants, a self-loop, unicode, hostile names, relation
 names with '.', ':' and '-') against hand-written expectations, on each backend in turn, and then
 the two backends against each other exhaustively; a hub graph (one entity with more relationships
-than Neo4j's dense-node threshold, more steps than `next_steps_many` gives a branch each) does the
-same with walks capped at `walk_cap`. Part 2 checks the bundled MetaQA KB: the same look-ups, next
-steps (a 3-hop beam) and answer sets (with the same evidence, uncapped and capped) for 300 MetaQA test
-questions per hop, walked from the gold topic entity along the gold path.
+than Neo4j's dense-node threshold) does the same with walks capped at `walk_cap`, and a wide graph
+(41 relations: more steps than `next_steps_many` names in its queries) checks that it sends one query
+text whatever relations it walks; the beams run with both shapes of that query (typed and dynamic
+steps). Part 2 checks the bundled MetaQA KB: the same look-ups, next steps (a 3-hop beam) and
+answer sets (with the same evidence, uncapped and capped) for 300 MetaQA test questions per hop,
+walked from the gold topic entity along the gold path.
 
 The Neo4j tests need a server (see tests/neo4j_testing.py). Neo4j Community has one database, so
 each graph lives under its own label: the fixture graph under `KgqaContractFixture` and the hub
@@ -61,7 +63,7 @@ FIXTURE: list[tuple[str, str, str]] = [
 
 HUB_LABEL = "KgqaContractHub"
 HUB_FANS = 200                    # a dense node in Neo4j, with more relationships than 2 per step
-HUB_RELATIONS = 30                # 2 x (30 + 2) steps: the most next_steps_many plans one query text for
+HUB_RELATIONS = 30                # 2 x (30 + 2) steps: the most next_steps_many names in its queries
 
 
 def hub_triples() -> list[tuple[str, str, str]]:
@@ -72,6 +74,14 @@ def hub_triples() -> list[tuple[str, str, str]]:
     triples += [("Fan 50", "sings", "Song"), ("Hub", "r00", "Leaf 0")]
     triples += [(f"Fan {k}", "follows", "Fan 0") for k in range(HUB_FANS)]
     return triples
+
+
+WIDE_LABEL = "KgqaContractWide"
+
+
+def wide_triples() -> list[tuple[str, str, str]]:
+    """Center r00..r39 Leaf 0..39, each leaf s End: 41 relations, 82 steps."""
+    return [("Center", f"r{k:02d}", f"Leaf {k}") for k in range(40)] + [(f"Leaf {k}", "s", "End") for k in range(40)]
 
 
 BACKENDS = ["embedded", "neo4j"]
@@ -125,12 +135,32 @@ def neo4j_hub_graph():
     conn.close()
 
 
+@pytest.fixture(scope="module")
+def neo4j_wide_graph():
+    conn = connection()
+    delete_graph(conn, WIDE_LABEL)
+    load_triples(conn, wide_triples(), label=WIDE_LABEL)
+    yield Neo4jGraph(conn, WIDE_LABEL)
+    delete_graph(conn, WIDE_LABEL)
+    conn.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def hub(request) -> GraphStore:
     """The hub graph on one backend, with walk_cap restored afterwards."""
     graph = request.getfixturevalue(f"{request.param}_hub_graph")
     yield graph
     graph.walk_cap = DEFAULT_WALK_CAP
+
+
+@pytest.fixture(params=["typed", "dynamic"])
+def step_types(request, monkeypatch) -> str:
+    """Both shapes of `next_steps_many`'s query: typed steps (what a small schema gets) and dynamic ones."""
+    import kgqa.graph.neo4j_store as store
+
+    if request.param == "dynamic":
+        monkeypatch.setattr(store, "TYPED_STEPS", 0)
+    return request.param
 
 
 def beam(graph: GraphStore, topics: list[str], hops: int) -> list[tuple[str, Path, list[Step]]]:
@@ -169,6 +199,7 @@ def metaqa_neo4j():
             load_triples(conn, triples)
             graph.refresh()
     assert metaqa_complete(graph)
+    graph.walk_through_topic = graph.topic_as_answer = False  # MetaQA's conventions, as on the embedded twin
     yield graph
     conn.close()
 
@@ -252,7 +283,16 @@ def test_expand_two_hops_one_chain_per_answer(graph):
         assert len(chain) == 2 and chain[0].object == "William Dieterle" and chain[1].object == answer
 
 
-def test_longer_walks_never_come_back_to_their_topic(graph):
+@pytest.fixture
+def movie_conventions(graph):
+    """The graph with MetaQA's conventions for one test: a longer walk never comes back to its topic."""
+    graph.walk_through_topic = graph.topic_as_answer = False
+    yield graph
+    graph.walk_through_topic = graph.topic_as_answer = True
+
+
+def test_longer_walks_never_come_back_to_their_topic_when_the_graph_says_so(movie_conventions):
+    graph = movie_conventions
     assert graph.expand("William Dieterle", parse_path("directed_by_inv|directed_by")).answers == ["King Vidor"]
     assert set(graph.expand("Kismet", parse_path("directed_by|directed_by_inv")).answers) == {
         "Portrait of Jennie", "Duel in the Sun"}
@@ -260,6 +300,22 @@ def test_longer_walks_never_come_back_to_their_topic(graph):
     assert graph.expand("Kismet", parse_path("directed_by|directed_by_inv|starred_actors")).answers == [
         "Jennifer Jones"]
     assert graph.expand("Ouroboros", parse_path("eats|eats_inv")).answers == []
+    assert graph.next_steps_many(["Ouroboros"], [parse_path("eats")]) == [[]]  # nothing but the topic there
+
+
+def test_by_default_a_longer_walk_may_come_back_through_and_to_its_topic(graph):
+    assert sorted(graph.expand("William Dieterle", parse_path("directed_by_inv|directed_by")).answers) == [
+        "King Vidor", "William Dieterle"]
+    assert set(graph.expand("Kismet", parse_path("directed_by|directed_by_inv")).answers) == {
+        "Kismet", "Portrait of Jennie", "Duel in the Sun"}
+    assert graph.expand("Ouroboros", parse_path("eats|eats_inv")).answers == ["Ouroboros"]
+    graph.topic_as_answer = False  # through the topic yes, to it no
+    try:
+        assert graph.expand("Ouroboros", parse_path("eats|eats_inv")).answers == []
+        assert set(graph.expand("Kismet", parse_path("directed_by|directed_by_inv|starred_actors")).answers) >= {
+            "Jennifer Jones", "Marlene Dietrich"}
+    finally:
+        graph.topic_as_answer = True
 
 
 def test_a_one_step_walk_keeps_a_self_loop(graph):
@@ -325,7 +381,8 @@ def test_next_steps_of_topics_and_prefixes_sorted_by_name(graph):
     assert graph.next_steps_many([], []) == []
 
 
-def test_next_steps_never_pass_back_through_the_topic(graph):
+def test_next_steps_never_pass_back_through_the_topic_when_the_graph_says_so(movie_conventions):
+    graph = movie_conventions
     assert graph.next_steps_many(["Ouroboros"], [()]) == [[Step("eats"), Step("eats", True)]]
     # a one-step walk may end on the topic (expand keeps the self-loop), a longer one never passes it
     assert graph.expand("Ouroboros", parse_path("eats")).answers == ["Ouroboros"]
@@ -372,8 +429,9 @@ def test_backends_agree_on_every_lookup(embedded_fixture_graph, neo4j_fixture_gr
             assert n.neighbours(name, step) == e.neighbours(name, step), (name, step)
 
 
-def test_backends_agree_on_every_path_up_to_three_hops(embedded_fixture_graph, neo4j_fixture_graph):
+def test_backends_agree_on_every_path_up_to_three_hops(embedded_fixture_graph, neo4j_fixture_graph, step_types):
     e, n = embedded_fixture_graph, neo4j_fixture_graph
+    assert n.typed_steps() == (step_types == "typed")
     names = e.entity_names()
     found = beam(e, names, 3)
     assert beam(n, names, 3) == found
@@ -397,8 +455,9 @@ def test_neo4j_next_steps_in_chunks_of_rows(embedded_fixture_graph, neo4j_fixtur
 
 def test_a_step_is_listed_when_an_entity_the_prefix_reaches_can_walk_it(graph):
     for topic, prefix, steps in beam(graph, graph.entity_names(), 2):
-        if prefix:   # what a longer walk may pass through: the prefix's answers, less the topic
-            frontier = [x for x in graph.expand(topic, prefix).answers if x != graph.expand(topic, ()).topic]
+        if prefix:   # what a longer walk may pass through: the prefix's answers (the topic too, by default)
+            frontier = [x for x in graph.expand(topic, prefix).answers
+                        if graph.walk_through_topic or x != graph.expand(topic, ()).topic]
         else:
             frontier = [topic]
         walkable = [step for step in graph.all_steps() if any(graph.neighbours(x, step) for x in frontier)]
@@ -422,6 +481,7 @@ def test_a_capped_walk_follows_the_first_walk_cap_edges_and_says_how_many_there_
 
 def test_the_cap_is_per_topic_and_per_step(hub):
     hub.walk_cap = 7
+    hub.walk_through_topic = hub.topic_as_answer = False  # a longer walk never comes back to the Hub
     walks = hub.expand_many(["Hub", "Fan 3", "Hub"], parse_path("follows|r00"))
     # from Hub, step 1 follows Fan 0..6 of 200, of which only Fan 0 walks r00; from Fan 3: Fan 0, r00
     assert [(e.capped, e.reached, e.answers) for e in walks] == [
@@ -433,6 +493,7 @@ def test_the_cap_is_per_topic_and_per_step(hub):
     assert (back.capped, back.reached, back.answers) == (True, HUB_FANS + 1 + 6, [f"Fan {k}" for k in range(6)])
     hub.walk_cap = DEFAULT_WALK_CAP   # uncapped, Fan 0, 30, ..., 180 walk r00, to all 7 leaves
     assert len(hub.expand("Hub", parse_path("follows|r00")).answers) == 7
+    hub.walk_through_topic = hub.topic_as_answer = True
 
 
 def test_next_steps_look_at_the_sample_only(hub):
@@ -446,14 +507,15 @@ def test_next_steps_look_at_the_sample_only(hub):
 
 
 def test_hub_steps_are_found_without_scanning(hub):
-    # Hub and Fan 0 have more relationships than next_steps_many scans: their steps come from existence checks
+    # Hub and Fan 0 have more relationships than next_steps_many scans: with typed steps (the hub graph
+    # has at most TYPED_STEPS steps) theirs come from existence checks
     assert min(hub.degree("Hub"), hub.degree("Fan 0")) > 2 * len(hub.all_steps())
     assert hub.next_steps_many(["Hub", "Fan 0"], [(), ()]) == [
         [Step("follows"), Step("r00")], [Step("follows"), Step("follows", True), Step("r00")]]
 
 
 @pytest.mark.parametrize("cap", [1, 7, 60, DEFAULT_WALK_CAP])
-def test_backends_agree_on_capped_walks(cap, embedded_hub_graph, neo4j_hub_graph):
+def test_backends_agree_on_capped_walks(cap, embedded_hub_graph, neo4j_hub_graph, step_types):
     e, n = embedded_hub_graph, neo4j_hub_graph
     e.walk_cap = n.walk_cap = cap
     try:
@@ -472,26 +534,47 @@ def test_backends_agree_on_capped_walks(cap, embedded_hub_graph, neo4j_hub_graph
         e.walk_cap = n.walk_cap = DEFAULT_WALK_CAP
 
 
-def test_backends_agree_on_a_graph_with_many_relations(tmp_path):
-    # more steps than next_steps_many plans one query text for: its query names only the batch's steps
-    triples = [("Center", f"r{k:02d}", f"Leaf {k}") for k in range(40)] + [(f"Leaf {k}", "s", "End") for k in range(40)]
-    conn = connection()
-    label = "KgqaContractWide"
-    try:
-        delete_graph(conn, label)
-        load_triples(conn, triples, label=label)
-        n, e = Neo4jGraph(conn, label), EmbeddedGraph.from_triples(triples)
-        assert len(n.all_steps()) > 64
-        topics = ["Center", "Center", "End", "Leaf 3", "End"]
-        prefixes = [parse_path("r05"), (), parse_path("s_inv"), parse_path("r03_inv|r07"), parse_path("s_inv|r17_inv")]
-        found = n.next_steps_many(topics, prefixes)
-        assert found == e.next_steps_many(topics, prefixes)
-        assert found[0] == [Step("r05", True), Step("s")] and found[3] == [Step("r07", True), Step("s")]
-        assert [len(f) for f in found] == [2, 40, 41, 2, 40]
-        assert n.expand_many(topics[:2], parse_path("r05|s")) == e.expand_many(topics[:2], parse_path("r05|s"))
-    finally:
-        delete_graph(conn, label)
-        conn.close()
+def test_backends_agree_on_a_graph_with_many_relations(neo4j_wide_graph, monkeypatch):
+    import kgqa.graph.neo4j_store as store
+
+    n, e = neo4j_wide_graph, EmbeddedGraph.from_triples(wide_triples())
+    assert len(n.all_steps()) == 82 and n.relations() == e.relations() and not n.typed_steps()
+    want = {k: v for k, v in e.stats().items() if k != "source"}
+    assert {k: v for k, v in n.stats().items() if k != "source"} == want        # from the count store
+    monkeypatch.setattr(store, "COUNT_STORE_RELATIONS", 8)
+    assert {k: v for k, v in n.stats().items() if k != "source"} == want        # by one scan of the graph
+    topics = ["Center", "Center", "End", "Leaf 3", "End"]
+    prefixes = [parse_path("r05"), (), parse_path("s_inv"), parse_path("r03_inv|r07"), parse_path("s_inv|r17_inv")]
+    found = n.next_steps_many(topics, prefixes)
+    assert found == e.next_steps_many(topics, prefixes)
+    assert found[0] == [Step("r05", True), Step("s")] and found[3] == [Step("r07", True), Step("s")]
+    assert [len(f) for f in found] == [2, 40, 41, 2, 40]
+    assert n.expand_many(topics[:2], parse_path("r05|s")) == e.expand_many(topics[:2], parse_path("r05|s"))
+
+
+def test_neo4j_next_steps_send_one_query_text_per_prefix_length(neo4j_wide_graph, monkeypatch):
+    # the steps walked are parameters: batches that walk different relations send the same text, so
+    # that Neo4j plans it once (a text naming the batch's steps is planned anew for nearly every batch);
+    # a schema this wide gets dynamic types, so no text names a relation
+    graph = neo4j_wide_graph
+    sent: list[str] = []
+    read_all = graph._read_all
+
+    def capture(query: str, **params: object) -> list:
+        sent.append(query)
+        return read_all(query, **params)
+
+    monkeypatch.setattr(graph, "_read_all", capture)
+    batches = [(["Center", "End"], [parse_path("r05"), parse_path("s_inv")]),
+               (["Leaf 3"], [parse_path("r03_inv")]),
+               (["Center", "Center", "End"], [parse_path("r11|s"), parse_path("r39|s"), parse_path("s_inv|r17_inv")]),
+               (["Leaf 0"], [parse_path("s|s_inv")])]
+    found = [graph.next_steps_many(topics, prefixes) for topics, prefixes in batches]
+    assert found[0] == [[Step("r05", True), Step("s")], [Step(f"r{k:02d}", True) for k in range(40)] + [Step("s")]]
+    assert found[2] == [[Step("s", True)], [Step("s", True)], [Step(f"r{k:02d}") for k in range(40)]]
+    assert sent[0] == sent[1] and sent[2] == sent[3] and sent[0] != sent[2]
+    assert sent == [graph.next_steps_query(1)] * 2 + [graph.next_steps_query(2)] * 2
+    assert not any(f"`{r}`" in text for r in graph.relations() for text in sent)   # no relation named
 
 
 def test_neo4j_connect_and_open_graph(neo4j_fixture_graph):
@@ -591,7 +674,7 @@ def test_metaqa_gold_paths_same_answers_and_evidence(hop, metaqa_neo4j, metaqa_e
 
 
 @pytest.mark.parametrize("hop", [1, 2, 3])
-def test_metaqa_next_steps_of_a_three_hop_beam(hop, metaqa_neo4j, metaqa_embedded, metaqa_questions):
+def test_metaqa_next_steps_of_a_three_hop_beam(hop, metaqa_neo4j, metaqa_embedded, metaqa_questions, step_types):
     topics = [t for t, _, _ in metaqa_questions[hop][:40]]
     found = beam(metaqa_embedded, topics, 3)
     assert beam(metaqa_neo4j, topics, 3) == found

@@ -11,11 +11,17 @@ How the graph is laid out (written by `kgqa.graph.neo4j_load`):
 
 Why relationship types and not one type with a `relation` property: a typed expansion is what Neo4j
 is built for (it walks only the relationships of that type, per node, without reading a property of
-each one), and the per-label, per-type counts come from the count store for free. The price is that
-a type cannot be a query parameter, so relation names are checked against the graph's own relation
-list (`relations()`, read from the server) before they are quoted (backticks) and formatted into the
-query text. Everything that can come from a user, entity names and question text above all, travels
-as a parameter; the only other formatted name is the label, checked to be an identifier.
+each one), and the per-label, per-type counts come from the count store for free. Relation names are
+checked against the graph's own relation list (`relations()`, read from the count store in one query)
+before any query uses them. Walking a whole path (`expand_many`) quotes them (backticks) into the
+query text, one text per path, so that each hop is a typed expansion: a path is met again and again,
+so its text is planned once (a few hundred ms), while a walk by dynamic type reads all of a hub's
+relationships, every time. Listing next steps (`next_steps_many`) passes them as parameters instead,
+as Neo4j 5.26's dynamic types (`-[:$(s[0])]->`), so that its text depends on the prefix length only:
+a text that named the batch's steps would be planned anew for almost every batch, which on a schema
+of hundreds of relations costs seconds a call. Everything that can come from a user, entity names and question text
+above all, travels as a parameter; the only other formatted name is the label, checked to be an
+identifier.
 
 `entity_names()` fetches every entity's degree along with its name, and `degree()` answers from that
 snapshot afterwards (the linker asks for the degree of every candidate of every question);
@@ -25,9 +31,10 @@ Queries are named constants below; path queries are put together from the HOP co
 each, so that walking a path of any length for any number of topics is one round trip, and so is
 listing the next steps of any number of (topic, prefix) rows (`next_steps_many`, the path search's
 primitive). Walks follow EmbeddedGraph exactly, capped ones included: each step follows at most
-`walk_cap` edges per topic, the first ones in load order (`seq` of the source, then of the target),
-and a hub on a walk costs a count of its edges from the degree store plus one top-`walk_cap` sort of
-its edges of that step (their targets' `seq`), never a walk beyond the sample.
+`walk_cap` edges per topic, the first ones in load order (`seq` of the source, then of the target).
+A typed hop on a hub costs a count of its edges from the degree store plus one top-`walk_cap` sort of
+its edges of that step (their targets' `seq`), never a walk beyond the sample; a dynamic one (Neo4j
+5.26 plans `$(...)` types as a filter after expanding) also reads the hub's other relationships.
 Answering runs in read transactions (read sessions, `execute_read`), each with a timeout
 (`neo4j_timeout`). Transient failures (ServiceUnavailable, SessionExpired, TransientError) are
 retried by the driver's managed transactions with exponential backoff and jitter for up to
@@ -38,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -61,13 +67,19 @@ TOPICS_PER_QUERY = 512
 ROWS_PER_QUERY = 2048
 """`next_steps_many` sends at most this many (topic, prefix) rows per round trip: each row's frontier
 (up to walk_cap entities) lives in the query's memory until the end."""
-DISPATCH_ALL_STEPS = 64
-"""Graphs with at most this many steps (2 per relation) get one `next_steps_many` query text per prefix
-length, with a branch for every step at every hop (planned once by Neo4j, then cached); bigger ones get a
-text per batch, with branches for the steps the batch's prefixes take."""
+TYPED_STEPS = 64
+"""Graphs with at most this many steps (2 per relation) get `next_steps_many` queries that name every step:
+a typed branch per step at each hop, and an existence check per step for hubs (`SCAN_DEGREE`), one text per
+prefix length, planned once. A bigger schema would take Neo4j seconds to minutes to plan such a text, so
+its queries take the steps as dynamic types: the same small text for any schema, for the price of reading
+all of a hub's relationships where a typed walk or check reads those of one type."""
 SCAN_DEGREE = 64
-"""`next_steps_many` reads the steps of an entity with at most max(this, 2 per step of the graph)
-relationships by scanning them, and those of a bigger one by one existence check per step."""
+"""With typed steps, `next_steps_many` reads the steps of an entity with at most max(this, 2 per step of the
+graph) relationships by scanning them, and those of a bigger one by one existence check per step."""
+COUNT_STORE_RELATIONS = 64
+"""`stats()` counts each relation's triples from the count store (a query text per relation, each planned
+once by Neo4j) on graphs with at most this many relations, and by one scan of the graph on bigger
+schemas (planning thousands of texts takes longer than reading a few million relationships)."""
 
 START_HINT = "is it running? start it with bash services/neo4j/start.sh"
 
@@ -83,10 +95,16 @@ logging.getLogger("neo4j").addHandler(logging.NullHandler())
 DEGREE_EXPR = "COUNT {{ (n)-->() }} + COUNT {{ (n)<--() }}"
 """Triples an entity takes part in: a self-loop counts twice, as in EmbeddedGraph."""
 
-RELATION_TYPES = "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS type"
+SCHEMA = "CALL db.schema.visualization() YIELD nodes, relationships RETURN nodes, relationships"
+"""The schema from the count store, without reading a relationship: a virtual relationship
+(start label)-[type]->(end label) for every type that some node of the start label starts. One text
+for any schema (the nodes come along so that the driver can name the relationships' ends)."""
 
 COUNT_RELATION = "MATCH (:{label})-[r:{rel}]->() RETURN count(r) AS triples"
-"""Answered from the count store, without touching a relationship."""
+"""Answered from the count store, without touching a relationship; one text per relation."""
+
+COUNT_RELATIONS = "MATCH (:{label})-[r]->() RETURN type(r) AS type, count(r) AS triples"
+"""Every relation's triples, by reading every relationship of the graph; one text for any schema."""
 
 COUNT_ENTITIES = "MATCH (n:{label}) RETURN count(n) AS entities"
 
@@ -144,7 +162,7 @@ reads no more of a hub than that plus one top-$cap sort of the node where the ca
 stream through the per-entity subquery in frontier order and the outer LIMIT stops the stream).
 `n` counts the edges the hop had (a typed degree per entity, from the degree store on dense nodes).
 Walks are not restricted to distinct relationships, exactly like EmbeddedGraph; a walk of two or
-more steps never comes back to its topic (`keep`). Each entity reached is kept once per topic, with
+more steps comes back to its topic only as the graph's conventions allow (`keep`, `GraphStore.avoids_topic`). Each entity reached is kept once per topic, with
 the chain of the entity it was reached from that comes first (smallest `seq`): `c` holds
 [seq, name] of every entity on that chain, nearest first."""
 EXPAND_END = """
@@ -153,45 +171,46 @@ RETURN i, t.name AS topic, [e IN f{hop} | [e[0].seq, e[0].name] + e[1]] AS found
 
 NEXT_STEPS_START = RESOLVE_TOPICS + "WITH i, t, [t] AS f0\n"
 NEXT_STEPS_HOP = """
-CALL (i, t, f{prev}) {{
-  WITH f{prev} WHERE size($prefixes[i]) < {hop}
+WITH t, $prefixes[i][0..{hop}] AS key, collect(i) AS rows, head(collect(f{prev})) AS f{prev}
+CALL (t, key, f{prev}) {{
+  WITH key, f{prev} WHERE size(key) < {hop}
   RETURN f{prev} AS f{hop}
 {branches}}}
+UNWIND rows AS i
+WITH i, t, f{hop}
 """
-"""Hop `hop` of every row's prefix: a row whose prefix is shorter keeps its frontier; the others take
-the one branch whose step is theirs ($prefixes[i][hop - 1] is the branch number)."""
+"""Hop `hop` of every row's prefix ($prefixes[i]: a list of [relation, inverse]). Rows that share their
+topic and their prefix up to this hop (`key`) share the walk: it is made once for them all. A row whose
+prefix is shorter keeps its frontier; the others take the branch whose guard their step key[hop - 1]
+meets."""
 NEXT_STEPS_BRANCH = """  UNION ALL
-  WITH f{prev} WHERE $prefixes[i][{index}] = {branch}
-  CALL (t, f{prev}) {{
+  WITH t, key, f{prev} WHERE size(key) = {hop} AND {guard}
+  CALL (t, key, f{prev}) {{
     UNWIND f{prev} AS x
-    CALL (x) {{
+    CALL (x, key) {{
       MATCH (x){pattern}(y) RETURN y ORDER BY y.seq LIMIT $cap
     }}
     WITH y LIMIT $cap
-    WITH DISTINCT y WHERE y <> t
+    WITH DISTINCT y WHERE {keep}
     WITH y ORDER BY y.seq
     RETURN collect(y) AS f{hop}
   }}
   RETURN f{hop}
 """
-"""One step of a hop, capped per topic exactly as EXPAND_HOP; the walk will be longer than the
-prefix, so it never comes back to the topic."""
+"""One step of a hop, capped per topic exactly as EXPAND_HOP; the walk will be longer than the prefix, so
+`keep` lets it pass through the topic only if the graph's `walk_through_topic` says so. A typed branch per step of the graph (guard `key[h] = $steps[k]`), or two
+dynamic ones (a type from the parameter, `-[:$(key[h][0])]->`, one per direction, guard `key[h][1]`)."""
 NEXT_STEPS = """
 UNWIND CASE f{last} WHEN [] THEN [null] ELSE f{last} END AS x
 WITH x, collect(i) AS rows
 CALL (x) {{
   CALL (x) {{
-    WITH x WHERE x IS NOT NULL AND COUNT {{ (x)--() }} <= $scan
-    MATCH (x)-[r]->() RETURN type(r) AS relation, false AS inverse
+    WITH x WHERE x IS NOT NULL{scanned}
+    MATCH (x)-[r]->() WITH DISTINCT type(r) AS relation RETURN relation, false AS inverse
     UNION
-    WITH x WHERE x IS NOT NULL AND COUNT {{ (x)--() }} <= $scan
-    MATCH (x)<-[r]-() RETURN type(r) AS relation, true AS inverse
-    UNION
-    WITH x WHERE x IS NOT NULL AND COUNT {{ (x)--() }} > $scan
-    UNWIND [{checks}] AS s
-    WITH s WHERE s IS NOT NULL
-    RETURN s[0] AS relation, s[1] AS inverse
-  }}
+    WITH x WHERE x IS NOT NULL{scanned}
+    MATCH (x)<-[r]-() WITH DISTINCT type(r) AS relation RETURN relation, true AS inverse
+{checked}  }}
   WITH relation, inverse ORDER BY relation, inverse
   RETURN collect([relation, inverse]) AS steps
 }}
@@ -199,10 +218,18 @@ UNWIND rows AS i
 RETURN i, collect(DISTINCT steps) AS sets
 """
 """The steps of the entities each row's prefix reached. Each entity reached (by any row) is looked at once:
-its relationships are scanned when it has at most $scan of them, or else (a hub) it gets one existence
-check per step of the graph, each answered from the node's relationship groups without reading a
-relationship. A row gets the distinct step sets of its entities (entities alike share one); a row whose
-prefix reached nothing gets the empty set, and a topic not in the graph no row."""
+by a scan of its relationships, or, with typed steps and for a hub (more than $scan relationships), by one
+existence check per step of the graph, each answered from the node's relationship groups without reading
+a relationship (Cypher has no way to list a node's relationship types without naming them). A row gets
+the distinct step sets of its entities (entities alike share one); a row whose prefix reached nothing gets
+the empty set, and a topic not in the graph no row."""
+SCANNED = " AND COUNT { (x)--() } <= $scan"
+CHECKED = """    UNION
+    WITH x WHERE x IS NOT NULL AND COUNT {{ (x)--() }} > $scan
+    UNWIND [{checks}] AS s
+    WITH s WHERE s IS NOT NULL
+    RETURN s[0] AS relation, s[1] AS inverse
+"""
 STEP_CHECK = "CASE WHEN EXISTS {{ (x){pattern}() }} THEN $steps[{k}] END"
 
 STEP_PAIRS = """
@@ -355,6 +382,8 @@ class Neo4jGraph(GraphStore):
         try:
             connection.verify()
             graph = cls(connection, label, settings.walk_cap)
+            graph.walk_through_topic = settings.walk_through_topic
+            graph.topic_as_answer = settings.topic_as_answer
             if not graph.relations():
                 raise GraphError(f"Neo4j at {connection.uri} (database {connection.database!r}) holds no "
                                  f"{label} graph: load one with kgqa kg load FILE --graph {connection.uri}")
@@ -412,7 +441,7 @@ class Neo4jGraph(GraphStore):
         parts = [self._q(EXPAND_START)]
         for hop, step in enumerate(path, start=1):
             parts.append(EXPAND_HOP.format(prev=hop - 1, hop=hop, pattern=step_pattern(step, self._rel(step)),
-                                           keep="y <> t" if len(path) > 1 else "true"))
+                                           keep="y <> t" if self.avoids_topic(hop - 1, len(path)) else "true"))
         parts.append(EXPAND_END.format(hop=len(path)))
         return "".join(parts)
 
@@ -441,18 +470,33 @@ class Neo4jGraph(GraphStore):
         expansion.capped = any(n > self.walk_cap for n in edges)
         expansion.reached = edges[-1] if expansion.capped else len(expansion.evidence)
 
-    def next_steps_query(self, branches: list[list[Step]]) -> str:
-        """The one query that lists the next steps of many (topic, prefix) rows; `branches[h]`: the steps
-        hop h + 1 can take (all the graph's, or those of the batch's prefixes when the graph has many)."""
+    def typed_steps(self) -> bool:
+        """Whether `next_steps_many` names the graph's steps in its queries (`TYPED_STEPS`)."""
+        return 2 * len(self.relations()) <= TYPED_STEPS
+
+    def next_steps_query(self, hops: int) -> str:
+        """The one query that lists the next steps of many (topic, prefix) rows whose prefixes have at most
+        `hops` steps. The steps walked are parameters, so the text depends on `hops` only (and the graph):
+        Neo4j plans it once and then finds it in its query cache, whatever relations a batch walks."""
+        steps = self.all_steps() if self.typed_steps() else []
         parts = [self._q(NEXT_STEPS_START)]
-        for hop, steps in enumerate(branches, start=1):
-            text = "".join(NEXT_STEPS_BRANCH.format(prev=hop - 1, hop=hop, index=hop - 1, branch=k,
-                                                    pattern=step_pattern(step, self._rel(step)))
-                           for k, step in enumerate(steps))
-            parts.append(NEXT_STEPS_HOP.format(prev=hop - 1, hop=hop, branches=text))
-        checks = ", ".join(STEP_CHECK.format(pattern=step_pattern(step, quote_name(step.relation)), k=k)
-                           for k, step in enumerate(self.all_steps()))
-        parts.append(NEXT_STEPS.format(last=len(branches), checks=checks))
+        for hop in range(1, hops + 1):
+            h = hop - 1
+            if steps:
+                branches = [(f"key[{h}] = $steps[{k}]", step_pattern(step, quote_name(step.relation)))
+                            for k, step in enumerate(steps)]
+            else:
+                branches = [(f"NOT key[{h}][1]", f"-[:$(key[{h}][0])]->"), (f"key[{h}][1]", f"<-[:$(key[{h}][0])]-")]
+            text = "".join(NEXT_STEPS_BRANCH.format(prev=h, hop=hop, guard=guard, pattern=pattern,
+                                                    keep="y <> t" if self.avoids_topic(h, hop, prefix=True) else "true")
+                           for guard, pattern in branches)
+            parts.append(NEXT_STEPS_HOP.format(prev=h, hop=hop, branches=text))
+        if steps:
+            checks = ", ".join(STEP_CHECK.format(pattern=step_pattern(step, quote_name(step.relation)), k=k)
+                               for k, step in enumerate(steps))
+            parts.append(NEXT_STEPS.format(last=hops, scanned=SCANNED, checked=CHECKED.format(checks=checks)))
+        else:
+            parts.append(NEXT_STEPS.format(last=hops, scanned="", checked=""))
         return "".join(parts)
 
     def next_steps_many(self, topics: list[str], prefixes: list[Path]) -> list[list[Step]]:
@@ -467,17 +511,13 @@ class Neo4jGraph(GraphStore):
         return found
 
     def _next_steps(self, topics: list[str], prefixes: list[Path]) -> list[list[Step]]:
-        steps = self.all_steps()
-        hops = max(len(p) for p in prefixes)
-        if len(steps) <= DISPATCH_ALL_STEPS:  # one query text per prefix length: Neo4j plans it once
-            branches = [steps] * hops
-        else:                                 # a big schema: only the steps the batch walks
-            branches = [sorted({p[h] for p in prefixes if len(p) > h}, key=str) for h in range(hops)]
-        index = [{step: k for k, step in enumerate(b)} for b in branches]
-        rows = self._read_all(self.next_steps_query(branches), names=topics, keys=[name_key(t) for t in topics],
-                              prefixes=[[index[h].get(step, -1) for h, step in enumerate(p)] for p in prefixes],
-                              cap=self.walk_cap, scan=max(SCAN_DEGREE, 2 * len(steps)),
-                              steps=[[s.relation, s.inverse] for s in steps])
+        query = self.next_steps_query(max(len(p) for p in prefixes))
+        params: dict[str, Any] = {"names": topics, "keys": [name_key(t) for t in topics], "cap": self.walk_cap,
+                                  "prefixes": [[[s.relation, s.inverse] for s in p] for p in prefixes]}
+        if self.typed_steps():
+            steps = self.all_steps()
+            params |= {"steps": [[s.relation, s.inverse] for s in steps], "scan": max(SCAN_DEGREE, 2 * len(steps))}
+        rows = self._read_all(query, **params)
         found = {r["i"]: sorted({Step(rel, inv) for steps in r["sets"] for rel, inv in steps}, key=str) for r in rows}
         for i, name in enumerate(topics):
             if i not in found:
@@ -486,14 +526,24 @@ class Neo4jGraph(GraphStore):
 
     def relations(self) -> list[str]:
         if self._relations is None:
-            self._relations = sorted(self._relation_counts())
+            self._relations = self._read_relations()
         return list(self._relations)
 
+    def _read_relations(self) -> list[str]:
+        """The relations some entity of the graph starts, from the count store (`SCHEMA`), sorted."""
+        def work(tx: neo4j.ManagedTransaction) -> list[str]:
+            schema = tx.run(SCHEMA).single()
+            return sorted({r.type for r in schema["relationships"] if r.start_node.get("name") == self.label})
+
+        return self.connection.read(work)
+
     def _relation_counts(self) -> dict[str, int]:
+        relations = self._read_relations()
+        if len(relations) > COUNT_STORE_RELATIONS:
+            return {r["type"]: r["triples"] for r in self._read_all(self._q(COUNT_RELATIONS))}
+
         def work(tx: neo4j.ManagedTransaction) -> dict[str, int]:
-            types = [r["type"] for r in tx.run(RELATION_TYPES)]
-            counts = {t: tx.run(self._q(COUNT_RELATION, rel=quote_name(t))).single()["triples"] for t in types}
-            return {t: n for t, n in counts.items() if n}
+            return {t: tx.run(self._q(COUNT_RELATION, rel=quote_name(t))).single()["triples"] for t in relations}
 
         return self.connection.read(work)
 
