@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 
 import pytest
 
@@ -105,14 +106,19 @@ def embedded_fixture_graph(tmp_path_factory: pytest.TempPathFactory) -> Embedded
     return EmbeddedGraph.from_file(file)
 
 
+def loaded_neo4j_graph(label: str, triples) -> Iterator[Neo4jGraph]:
+    """The triples under their own label on the test server for one module, removed afterwards."""
+    conn = connection()
+    delete_graph(conn, label)
+    load_triples(conn, triples, label=label)
+    yield Neo4jGraph(conn, label)
+    delete_graph(conn, label)
+    conn.close()
+
+
 @pytest.fixture(scope="module")
 def neo4j_fixture_graph():
-    conn = connection()
-    delete_graph(conn, FIXTURE_LABEL)
-    load_triples(conn, FIXTURE, label=FIXTURE_LABEL)
-    yield Neo4jGraph(conn, FIXTURE_LABEL)
-    delete_graph(conn, FIXTURE_LABEL)
-    conn.close()
+    yield from loaded_neo4j_graph(FIXTURE_LABEL, FIXTURE)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -127,22 +133,12 @@ def embedded_hub_graph() -> EmbeddedGraph:
 
 @pytest.fixture(scope="module")
 def neo4j_hub_graph():
-    conn = connection()
-    delete_graph(conn, HUB_LABEL)
-    load_triples(conn, hub_triples(), label=HUB_LABEL)
-    yield Neo4jGraph(conn, HUB_LABEL)
-    delete_graph(conn, HUB_LABEL)
-    conn.close()
+    yield from loaded_neo4j_graph(HUB_LABEL, hub_triples())
 
 
 @pytest.fixture(scope="module")
 def neo4j_wide_graph():
-    conn = connection()
-    delete_graph(conn, WIDE_LABEL)
-    load_triples(conn, wide_triples(), label=WIDE_LABEL)
-    yield Neo4jGraph(conn, WIDE_LABEL)
-    delete_graph(conn, WIDE_LABEL)
-    conn.close()
+    yield from loaded_neo4j_graph(WIDE_LABEL, wide_triples())
 
 
 @pytest.fixture(params=BACKENDS)
