@@ -507,6 +507,8 @@ def train_all_cmd(questions: Annotated[Path, typer.Option("--questions", "-q", h
         print(json.dumps(meta, indent=2, default=str))
         return
     summary = report.summary()
+    if meta["reranker"]["held_out"].get("fallback"):
+        console.print(f"note: {meta['reranker']['held_out']['fallback']}")
     console.print(f"{summary['kept']:,} of {summary['questions']:,} questions labelled; linker, retriever and "
                   f"reranker trained for this graph → {escape(str(folder))}")
 
@@ -575,6 +577,8 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
         print(json.dumps(meta, indent=2))
         return
     held_out = meta["held_out"]
+    if held_out.get("fallback"):
+        console.print(f"note: {held_out['fallback']}")
     table = Table("hop", "questions", "retrieval Hits@1", "retrieval F1", "reranked Hits@1", "reranked F1",
                   title=f"held-out dev (answer set: {held_out['mode']}; fusion fitted on these questions)")
     for hop, row in held_out["per_hop"].items():

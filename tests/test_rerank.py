@@ -181,6 +181,22 @@ def test_fit_fusion_prefers_the_signal_that_finds_the_gold_group():
     assert fusion.mode == "group"
 
 
+def test_fit_fusion_falls_back_to_the_cross_encoder_when_every_held_out_candidate_is_right():
+    examples = [Example(f"q{q}", "T", "directed_by", ("gold",)) for q in range(4)]
+    groups = []
+    for q in range(4):
+        g = make_group(q, "T", ["gold"], 0, path="directed_by", retriever=0.5, path_rank=0)
+        g.cross = 2.0
+        groups.append([g])
+    fusion, report = fit_fusion(groups, examples)
+    assert "only right candidates" in report["fallback"]
+    assert report["chosen"]["hits@1"] == 100.0
+    weights = dict(zip(fusion.features, fusion.weights.tolist()))
+    assert weights.pop("cross") == 1.0 and not any(weights.values())
+    empty_fusion, empty = fit_fusion([[], []], examples[:2])
+    assert "no candidates" in empty["fallback"] and empty["chosen"]["hits@1"] == 0.0
+
+
 # ---- batching helpers -----------------------------------------------------------------------------------------
 
 

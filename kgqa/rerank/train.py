@@ -272,9 +272,21 @@ def fit_fusion(groups_by_question: list[list[Group]], examples: list[Example], d
     flat = [g for row in groups_by_question for g in row]
     x = feature_matrix(flat)
     y = np.concatenate([group_labels(row, e) for row, e in zip(groups_by_question, examples)]) if flat else np.zeros(0)
+    report: dict = {"questions": len(examples), "groups": len(flat), "right_groups": int(y.sum()),
+                    "gold_in_candidates": round(100 * float(np.mean([max(group_labels(r, e), default=0)
+                                                                     for r, e in zip(groups_by_question, examples)]
+                                                                    or [0.0])), 2)}
+    report["retrieval_only"] = answer_scores(groups_by_question, examples, baseline=True)
+    _set_scores(groups_by_question, np.array([g.cross for g in flat], np.float32))
+    report["cross_encoder_only"] = answer_scores(groups_by_question, examples)
     if len(flat) == 0 or y.min() == y.max():
-        raise InputError("the held-out questions gave no usable candidates (all right or all wrong); "
-                         "use more --fusion-questions")
+        # nothing to learn from: rank by the cross-encoder alone, and say so
+        why = "no candidates" if len(flat) == 0 else ("only right candidates" if y.min() == 1 else "no right candidate")
+        fusion = Fusion.cross_only()
+        report.update(fallback=f"fusion layer not fitted (the held-out questions gave {why}): cross-encoder alone",
+                      fused_group=report["cross_encoder_only"], mode=fusion.mode, threshold=fusion.threshold,
+                      degree_weight=fusion.degree_weight, chosen=report["cross_encoder_only"])
+        return fusion, report
     question_of = np.concatenate([[q] * len(row) for q, row in enumerate(groups_by_question)]).astype(int)
     fold = question_of % 2
     out_of_fold = np.zeros(len(flat), np.float32)
@@ -282,12 +294,6 @@ def fit_fusion(groups_by_question: list[list[Group]], examples: list[Example], d
         train = fold != k
         weights, bias, mean, scale = fit_logistic(x[train], y[train], l2)
         out_of_fold[~train] = Fusion(weights, bias, mean, scale).probabilities(x[~train])
-    report: dict = {"questions": len(examples), "groups": len(flat), "right_groups": int(y.sum()),
-                    "gold_in_candidates": round(100 * float(np.mean([max(group_labels(r, e), default=0)
-                                                                     for r, e in zip(groups_by_question, examples)])), 2)}
-    report["retrieval_only"] = answer_scores(groups_by_question, examples, baseline=True)
-    _set_scores(groups_by_question, np.array([g.cross for g in flat], np.float32))
-    report["cross_encoder_only"] = answer_scores(groups_by_question, examples)
     _set_scores(groups_by_question, out_of_fold)
     report["fused_group"] = answer_scores(groups_by_question, examples)
     choices = {("group", 0.5): report["fused_group"]}
