@@ -12,7 +12,7 @@ from kgqa.graph import Expansion, GraphStore, open_graph
 from kgqa.linking import make_linker
 from kgqa.llm import make_llm
 from kgqa.llm.tasks import Choice, PathChooser, ReplyWriter
-from kgqa.model_store import say_models_once
+from kgqa.model_store import fewshot_pool_file, say_models_once
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
@@ -62,8 +62,8 @@ class Agent:
         self.chooser: PathChooser | None = None
         self.replier: ReplyWriter | None = None
         if self.llm is not None:
-            pool = (None if (settings.fewshot_pool or "").lower() == "none"
-                    else ExamplePool.load(settings.fewshot_pool, self.embedder, settings.cache_dir))
+            pool_file = fewshot_pool_file(settings, self.graph)
+            pool = ExamplePool.load(pool_file, self.embedder, settings.cache_dir) if pool_file else None
             templates = Templates(settings.prompts_dir)
             self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens, margin=settings.llm_margin,
                                        templates=templates)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from kgqa.config import Settings, load_settings, mask_uri
 from kgqa.model_store import graph_models_dir, record_graph
+from kgqa.train_all import MIN_TRAINING_QUESTIONS
 from kgqa.questions import check_question
 from kgqa.errors import InputError, KgqaError
 from kgqa.types import Result
@@ -441,80 +442,72 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
 
 
 @train_app.command("all")
-def train_all_cmd(questions: Annotated[Path, typer.Option("--questions", "-q", help="Question-answer pairs: TSV `question<TAB>answer1|answer2`, or JSONL {question, answers, topic?, path?}. No brackets or paths needed.")],
+def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions", "-q", help="Question-answer pairs: TSV `question<TAB>answer1|answer2`, or JSONL {question, answers, topic?, path?}. No brackets or paths needed. Without it, kgqa writes its own questions from the graph.")] = None,
+                  written: Annotated[int, typer.Option("--written", help="Questions to write from the graph when no --questions are given.", min=MIN_TRAINING_QUESTIONS)] = 30_000,
                   max_minutes: Annotated[float, typer.Option(help="Training time of each of the three models (0: no limit).")] = 10.0,
+                  seed: Annotated[int, typer.Option(help="Seed of the written questions.")] = 0,
                   graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
-    """Train the linker, retriever and reranker for the configured graph from question-answer pairs.
+    """Train the linker, retriever and reranker for the configured graph: from question-answer pairs, or from
+    the graph alone.
 
-    Each question's topic is the graph entity named in it, and its relation path is the one (up to max_hops)
-    whose answers best match the given ones: weak supervision. Questions no path reaches are dropped and
-    counted; bad lines are reported and skipped. The models are saved as this graph's own."""
-    import tempfile
-
-    from kgqa.encoder import default_model_path
+    With --questions, each question's topic is the graph entity named in it, and its relation path is the one
+    (up to max_hops) whose answers best match the given ones: weak supervision. Questions no path reaches are
+    dropped and counted; bad lines are reported and skipped. Without it, kgqa samples entities and relation
+    paths of the graph and writes questions from the relations' names. The models are saved as this graph's
+    own, with a few-shot pool for --llm."""
     from kgqa.graph import open_graph
-    from kgqa.linking import NameMatchLinker, linker_dir
-    from kgqa.linking.linker import train_linker
-    from kgqa.linking.tagger import TrainConfig
-    from kgqa.rerank import reranker_dir
-    from kgqa.rerank.train import RerankOptions, train_reranker
-    from kgqa.retrieval.data import split_dev
-    from kgqa.retrieval.model import retriever_dir
-    from kgqa.retrieval.train import TrainOptions, train_retriever
-    from kgqa.weak_labels import label_questions, read_qa_file, write_labelled_tsv
+    from kgqa.linking import NameMatchLinker
+    from kgqa.question_writer import write_questions
+    from kgqa.train_all import train_for_graph
+    from kgqa.weak_labels import label_questions, read_qa_file
 
     settings = settings_from(config, graph=graph)
-    rows, problems = read_qa_file(questions)
+    rows, problems = (read_qa_file(questions) if questions else ([], []))
     for problem in problems:
         err.print(f"[yellow]skipped[/yellow] {escape(problem)}", soft_wrap=True)
     store = open_graph(settings)
-    limit = max_minutes * 60 if max_minutes else None
     with progress_bar() as progress:
-        progress.add_task(f"labelling {len(rows):,} questions", total=None)
-        report = label_questions(store, rows, settings.max_hops, linker=NameMatchLinker(store, cache_dir=settings.cache_dir))
-    for reason, count in sorted(report.dropped.items(), key=lambda kv: -kv[1]):
-        err.print(f"dropped {count:,}: {escape(reason)}", soft_wrap=True)
-    if len(report.labels) < MIN_TRAINING_QUESTIONS:
-        raise InputError(f"{questions}: only {len(report.labels)} of {len(rows)} questions got a topic and a path "
-                         f"(at least {MIN_TRAINING_QUESTIONS} are needed to train)")
-    train, held = split_dev(report.examples)
-    extra = {"trained_on": f"{questions} ({len(report.labels)} of {len(rows)} questions labelled by weak supervision)",
-             "command": recorded_command(), "labels": report.summary()}
-    meta: dict = {"labels": report.summary()}
+        if questions:
+            progress.add_task(f"labelling {len(rows):,} questions", total=None)
+            report = label_questions(store, rows, settings.max_hops,
+                                     linker=NameMatchLinker(store, cache_dir=settings.cache_dir))
+            labels, summary = report.labels, report.summary()
+            trained_on = f"{questions} ({len(labels)} of {len(rows)} questions labelled by weak supervision)"
+        else:
+            progress.add_task(f"writing {written:,} questions from the graph", total=None)
+            labels = write_questions(store, settings.max_hops, written, seed)
+            summary = {"written": len(labels), "seed": seed, "max_hops": settings.max_hops}
+            trained_on = f"{len(labels)} questions written from the graph (seed {seed})"
+    if questions:
+        for reason, count in sorted(report.dropped.items(), key=lambda kv: -kv[1]):
+            err.print(f"dropped {count:,}: {escape(reason)}", soft_wrap=True)
+    if len(labels) < MIN_TRAINING_QUESTIONS:
+        where = f"{questions}: only {len(labels)} of {len(rows)} questions" if questions else \
+            f"the graph gave only {len(labels)} questions"
+        raise InputError(f"{where} got a topic and a path (at least {MIN_TRAINING_QUESTIONS} are needed to train)")
+    extra = {"command": recorded_command(), "labels": summary}
     with progress_bar() as progress:
-        stage = progress.add_task("training the linker", total=None)
+        stage = progress.add_task("training", total=None)
 
         def on_step(step: int, total: int, loss: float) -> None:
             progress.update(stage, completed=step, total=total)
 
-        with tempfile.TemporaryDirectory() as folder:
-            marked = Path(folder) / "marked.tsv"
-            write_labelled_tsv(report, marked)
-            meta["linker"] = train_linker(linker_dir(settings, store), [marked],
-                                          TrainConfig(str(default_model_path()), time_limit_s=limit), on_progress=on_step)
-        progress.update(stage, description="training the retriever", completed=0, total=None)
-        meta["retriever"] = train_retriever(store, train, held, retriever_dir(settings, store),
-                                            TrainOptions(max_hops=settings.max_hops, time_limit_s=limit, extra=extra),
-                                            on_step=on_step)
-        progress.update(stage, description="training the reranker", completed=0, total=None)
-        meta["reranker"] = train_reranker(settings, store, train, held, reranker_dir(settings, store),
-                                          RerankOptions(top_topics=settings.rerank_topics, top_paths=settings.top_paths,
-                                                        time_limit_s=limit, extra=extra), on_step=on_step)
-    record_graph(settings, store)
+        def on_stage(text: str) -> None:
+            progress.update(stage, description=text, completed=0, total=None)
+
+        meta = train_for_graph(settings, store, labels, trained_on, extra, max_minutes * 60 if max_minutes else None,
+                               typos=not questions, on_stage=on_stage, on_step=on_step)
+    meta["labels"] = summary
     folder = graph_models_dir(settings, store)
     store.close()
     if json_out:
         print(json.dumps(meta, indent=2, default=str))
         return
-    summary = report.summary()
     if meta["reranker"]["held_out"].get("fallback"):
         console.print(f"note: {meta['reranker']['held_out']['fallback']}")
-    console.print(f"{summary['kept']:,} of {summary['questions']:,} questions labelled; linker, retriever and "
-                  f"reranker trained for this graph → {escape(str(folder))}")
-
-
-MIN_TRAINING_QUESTIONS = 20
-"""Fewer labelled questions than this cannot give a training and a held-out slice worth the name."""
+    source = f"{summary['kept']:,} of {summary['questions']:,} questions labelled" if questions else \
+        f"{len(labels):,} questions written from the graph"
+    console.print(f"{source}; linker, retriever and reranker trained for this graph → {escape(str(folder))}")
 
 
 @train_app.command("reranker")

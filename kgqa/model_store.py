@@ -48,6 +48,30 @@ def model_dir(settings: Settings, graph: GraphStore, kind: str) -> Path:
     return graph_models_dir(settings, graph) / kind
 
 
+FEWSHOT_FILE = "fewshot.jsonl"
+
+
+def fewshot_file(settings: Settings, graph: GraphStore) -> Path:
+    """Where `kgqa train all` writes the graph's own few-shot pool (its training questions)."""
+    return graph_models_dir(settings, graph) / FEWSHOT_FILE
+
+
+def fewshot_pool_file(settings: Settings, graph: GraphStore) -> Path | None:
+    """The few-shot pool the LLM gets for this graph: the configured one; else the graph's own; else, for the
+    bundled movie graph, the packaged MetaQA dev pool; else none (a pool from another graph would teach the
+    LLM that graph's paths). None also when `fewshot_pool = "none"`."""
+    if settings.fewshot_pool:
+        return None if settings.fewshot_pool.lower() == "none" else Path(settings.fewshot_pool)
+    own = fewshot_file(settings, graph)
+    if own.exists():
+        return own
+    if settings.graph == BUNDLED_GRAPH:
+        from kgqa.prompting import default_pool_file
+
+        return default_pool_file()
+    return None
+
+
 def trained_kinds(settings: Settings, graph: GraphStore) -> list[str]:
     """The kinds of model trained for this graph."""
     folder = graph_models_dir(settings, graph)

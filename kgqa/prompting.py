@@ -142,8 +142,8 @@ class ExamplePool:
                               for i, p in enumerate(self.paths)}
 
     @classmethod
-    def load(cls, file: Path | str | None, embedder: SentenceEmbedder, cache_dir: Path | None = None) -> "ExamplePool":
-        file = Path(file) if file else default_pool_file()
+    def load(cls, file: Path | str, embedder: SentenceEmbedder, cache_dir: Path | None = None) -> "ExamplePool":
+        file = Path(file)
         if not file.exists():
             raise InputError(f"few-shot pool {file} does not exist")
         examples = [Example(row["question"], row.get("topic", ""), row["path"], source=row.get("source", ""))

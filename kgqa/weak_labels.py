@@ -230,11 +230,11 @@ def marked_question(example: Example, span: tuple[int, int]) -> str:
     return f"{q[:start]}[{q[start:end]}]{q[end:]}"
 
 
-def write_labelled_tsv(report: LabelReport, file: FsPath | str) -> int:
+def write_labelled_tsv(labels: Sequence[Label], file: FsPath | str) -> int:
     """Write `[marked] question<TAB>answer1|answer2<TAB>path` a line (the benchmark and linker-training
     layout) for every label with a span; returns how many lines were written."""
     lines = [f"{marked_question(label.example, label.span)}\t{'|'.join(label.example.answers)}\t"
-             f"{label.example.path}" for label in report.labels if label.span != NO_SPAN]
+             f"{label.example.path}" for label in labels if label.span != NO_SPAN]
     FsPath(file).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return len(lines)
 

@@ -18,8 +18,8 @@ import pytest
 from kgqa.config import load_settings
 from kgqa.errors import InputError, LLMOutputError
 from kgqa.llm.base import choice_grammar, choice_schema, count_prompt_tokens, parse_choice
-from kgqa.prompting import (TEMPLATE_NAMES, ExamplePool, Templates, choice_prompt, packaged_prompts_dir, render,
-                            reply_prompt, save_atomically)
+from kgqa.prompting import (TEMPLATE_NAMES, ExamplePool, Templates, choice_prompt, default_pool_file,
+                            packaged_prompts_dir, render, reply_prompt, save_atomically)
 from kgqa.questions import Example, mask_topic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def embedder():
 
 @pytest.fixture(scope="session")
 def pool(embedder, tmp_path_factory):
-    return ExamplePool.load(None, embedder, tmp_path_factory.mktemp("fewshot-cache"))
+    return ExamplePool.load(default_pool_file(), embedder, tmp_path_factory.mktemp("fewshot-cache"))
 
 
 def test_templates_live_in_the_top_level_prompts_folder():

@@ -203,5 +203,5 @@ def test_the_labelled_tsv_marks_the_topic(graph, tmp_path):
     rows = [QARow("where was Carl born", ("Paris",)), QARow("who did she marry", ("Bob",), topic="Ann")]
     report = label_questions(graph, rows)
     out = tmp_path / "labelled.tsv"
-    assert write_labelled_tsv(report, out) == 1  # the second question does not show its topic
+    assert write_labelled_tsv(report.labels, out) == 1  # the second question does not show its topic
     assert out.read_text(encoding="utf-8") == "where was [Carl] born\tParis\tborn_in\n"

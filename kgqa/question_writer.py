@@ -1,0 +1,166 @@
+"""Training questions written from the graph alone, for a user who has triples and nothing else.
+
+For relation paths of 1..max_hops steps walked from sampled topic entities, a question is written from the
+verbalised relations (`relation_words`), in many shapes: questions and imperatives, the entity at the start
+or at the end, nested noun phrases or keyword strings, lower case. The gold answers are the walk's answers,
+so every label is right by construction; what the models learn from it is which wording goes with which
+path, how many hops a question asks for, and where the entity's name sits.
+
+Sampling: topics are drawn uniformly from the graph's entities; every path walkable from them (hop by hop
+with `next_steps_many`, the store's conventions applied) is a candidate. Each hop count gets an equal
+share of the questions; within a hop count a path is drawn with a weight of the square root of how many
+sampled topics walk it (common paths more often, rare ones still seen), then one of those topics. Walks
+with no answer or more than `max_answers` are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from kgqa.graph.store import GraphStore
+from kgqa.questions import Example
+from kgqa.retrieval.paths import relation_words
+from kgqa.types import Path, Step, format_path
+from kgqa.weak_labels import Label, answers_many, enumerate_paths
+
+SOURCE = "written from the graph"
+DEFAULT_TOPICS = 3_000
+DEFAULT_MAX_ANSWERS = 200
+PATHS_PER_TOPIC = 500
+"""Paths enumerated from one sampled topic at most (a hub on a big schema has very many)."""
+
+Phrase = Callable[[str, str], str]
+
+FORWARD: tuple[Phrase, ...] = (
+    lambda words, inner: f"the {words} of {inner}",
+    lambda words, inner: f"{inner}'s {words}",
+    lambda words, inner: f"{words} of {inner}",
+    lambda words, inner: f"the {words} for {inner}",
+)
+"""Noun phrases for walking a relation forwards from `inner` (subject -> object)."""
+
+BACKWARD: tuple[Phrase, ...] = (
+    lambda words, inner: f"the things with {words} {inner}",
+    lambda words, inner: f"what has {words} {inner}",
+    lambda words, inner: f"those whose {words} is {inner}",
+    lambda words, inner: f"the ones {words} {inner}",
+)
+"""Noun phrases for walking a relation backwards to `inner`'s subjects (object -> subject)."""
+
+WRAPPERS: tuple[str, ...] = (
+    "what is {p}", "what are {p}", "which are {p}", "who is {p}", "who are {p}", "{p}?", "{p}",
+    "tell me {p}", "list {p}", "name {p}", "show me {p}", "give me {p}", "find {p}", "do you know {p}",
+    "i would like to know {p}", "can you tell me {p}", "what would be {p}",
+)
+"""Whole questions around a noun phrase {p}."""
+
+KEYWORDS: tuple[str, ...] = ("{e} {r}", "{e}: {r}?", "{r} {e}", "{r} for {e}", "for {e}, {r}?", "{e} -> {r}")
+"""Search-box shapes: the entity and the relations' words in walking order, {r}."""
+
+
+def write_questions(graph: GraphStore, max_hops: int, count: int, seed: int = 0, topics: int = DEFAULT_TOPICS,
+                    max_answers: int = DEFAULT_MAX_ANSWERS) -> list[Label]:
+    """About `count` questions with their topic, mention span, path and answers (see the module docstring)."""
+    rng = random.Random(seed)
+    names = graph.entity_names()
+    if not names or count <= 0:
+        return []
+    sampled = rng.sample(names, min(topics, len(names)))
+    found, _ = enumerate_paths(graph, sampled, max_hops, PATHS_PER_TOPIC)
+    by_length: dict[int, list[Path]] = defaultdict(list)
+    for path in found:
+        by_length[len(path)].append(path)
+    lengths = sorted(by_length)
+    labels: list[Label] = []
+    for i, length in enumerate(lengths):
+        share = (count - len(labels)) // (len(lengths) - i)
+        labels += _write_for_length(graph, by_length[length], found, sampled, share, max_answers, rng, len(labels))
+    return labels
+
+
+def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, list[int]], sampled: list[str],
+                      share: int, max_answers: int, rng: random.Random, first_row: int) -> list[Label]:
+    paths = sorted(paths, key=format_path)
+    weights = [math.sqrt(len(found[p])) for p in paths]
+    wanted: dict[Path, set[int]] = defaultdict(set)
+    for path in rng.choices(paths, weights, k=share * 2):  # twice: some walks are skipped
+        wanted[path].add(rng.choice(found[path]))
+    labels: list[Label] = []
+    candidates = [(path, t) for path in sorted(wanted, key=format_path) for t in sorted(wanted[path])]
+    rng.shuffle(candidates)
+    answers: dict[tuple[Path, int], list[str]] = {}
+    for path in sorted(wanted, key=format_path):
+        positions = sorted(wanted[path])
+        for t, reached in zip(positions, answers_many(graph, [sampled[t] for t in positions], path)):
+            answers[(path, t)] = reached
+    for path, t in candidates:
+        reached = answers[(path, t)]
+        if not reached or len(reached) > max_answers:
+            continue
+        topic = sampled[t]
+        question, span = phrase_question(topic, path, rng)
+        example = Example(question, topic, format_path(path), tuple(sorted(set(reached))), SOURCE)
+        labels.append(Label(first_row + len(labels), example, span, 1.0))
+        if len(labels) == share:
+            break
+    return labels
+
+
+def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tuple[int, int]]:
+    """One question asking for the end of `path` walked from `topic`, and the span of the topic in it."""
+    mention = topic if rng.random() < 0.7 else topic.lower()
+    if rng.random() < 0.25:
+        shape = rng.choice(KEYWORDS)
+        text = shape.format(e="\0", r=" ".join(_step_words(step) for step in path))
+    else:
+        phrase = "\0"
+        for step in path:
+            phrase = rng.choice(BACKWARD if step.inverse else FORWARD)(relation_words(step.relation), phrase)
+        text = rng.choice(WRAPPERS).format(p=phrase)
+    if rng.random() < 0.4:
+        text = text.lower()
+    start = text.index("\0")
+    return text.replace("\0", mention), (start, start + len(mention))
+
+
+def _step_words(step: Step) -> str:
+    words = relation_words(step.relation)
+    return f"{words} of" if step.inverse else words
+
+
+def with_typos(labels: Sequence[Label], rate: float, seed: int = 0) -> list[Label]:
+    """The labels with a typo in the topic's mention of about `rate` of them (for the linker, which must
+    find misspelt names too); the span follows the changed mention."""
+    rng = random.Random(seed)
+    out = []
+    for label in labels:
+        start, end = label.span
+        mention = label.example.question[start:end]
+        if start < 0 or len(mention) < 5 or rng.random() >= rate:
+            out.append(label)
+            continue
+        changed = misspell(mention, rng)
+        q = label.example.question
+        example = Example(q[:start] + changed + q[end:], label.example.topic, label.example.path,
+                          label.example.answers, label.example.source)
+        out.append(Label(label.row, example, (start, start + len(changed)), label.f1))
+    return out
+
+
+def misspell(word: str, rng: random.Random) -> str:
+    """One dropped, doubled, swapped or replaced letter, away from the first letter."""
+    letters = [i for i, c in enumerate(word) if c.isalpha() and i > 0]
+    if not letters:
+        return word
+    i = rng.choice(letters)
+    kind = rng.randrange(4)
+    if kind == 0:
+        return word[:i] + word[i + 1:]
+    if kind == 1:
+        return word[:i] + word[i] + word[i:]
+    if kind == 2 and i + 1 < len(word):
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + rng.choice("aeiourstnl") + word[i + 1:]

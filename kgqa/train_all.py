@@ -1,0 +1,89 @@
+"""Train a graph's three models (linker, retriever, reranker) and its few-shot pool from labelled questions.
+
+The labels come from question–answer pairs (`kgqa.weak_labels`) or are written from the graph alone
+(`kgqa.question_writer`); either way each is a question with its topic, the topic's mention span, a path
+and answers. `kgqa train all` is the command.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kgqa.config import Settings
+from kgqa.errors import InputError
+from kgqa.graph.store import GraphStore
+from kgqa.model_store import fewshot_file, record_graph
+from kgqa.questions import Example
+from kgqa.retrieval.data import split_dev, stratified_sample
+
+if TYPE_CHECKING:
+    from kgqa.weak_labels import Label
+
+MIN_TRAINING_QUESTIONS = 20
+"""Fewer labelled questions than this cannot give a training and a held-out slice worth the name."""
+
+FEWSHOT_POOL_SIZE = 2_000
+"""Training questions kept as the graph's few-shot pool for `--llm`, spread over paths."""
+
+TYPO_RATE = 0.2
+"""Share of the linker's training mentions given a typo, so that misspelt names are found too."""
+
+
+def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Label"], trained_on: str,
+                    extra: dict, time_limit_s: float | None, typos: bool = False,
+                    on_stage: Callable[[str], None] = lambda _: None,
+                    on_step: Callable[[int, int, float], None] | None = None) -> dict:
+    """Train the linker, retriever and reranker for `graph` on `labels`, save them and the few-shot pool as
+    the graph's own; returns each model's metadata. typos: misspell some mentions for the linker (for
+    written questions, which never have typos of their own)."""
+    from kgqa.encoder import default_model_path
+    from kgqa.linking import linker_dir
+    from kgqa.linking.linker import train_linker
+    from kgqa.linking.tagger import TrainConfig
+    from kgqa.question_writer import with_typos
+    from kgqa.rerank import reranker_dir
+    from kgqa.rerank.train import RerankOptions, train_reranker
+    from kgqa.retrieval.model import retriever_dir
+    from kgqa.retrieval.train import TrainOptions, train_retriever
+    from kgqa.weak_labels import write_labelled_tsv
+
+    if len(labels) < MIN_TRAINING_QUESTIONS:
+        raise InputError(f"only {len(labels)} questions got a topic and a path (at least {MIN_TRAINING_QUESTIONS} "
+                         "are needed to train)")
+    examples = [label.example for label in labels]
+    train, held = split_dev(examples)
+    extra = {"trained_on": trained_on, **extra}
+    meta: dict = {}
+    on_stage("training the linker")
+    with tempfile.TemporaryDirectory() as folder:
+        marked = Path(folder) / "marked.tsv"
+        write_labelled_tsv(with_typos(labels, TYPO_RATE) if typos else labels, marked)
+        meta["linker"] = train_linker(linker_dir(settings, graph), [marked],
+                                      TrainConfig(str(default_model_path()), time_limit_s=time_limit_s),
+                                      on_progress=on_step)
+    on_stage("training the retriever")
+    meta["retriever"] = train_retriever(graph, train, held, retriever_dir(settings, graph),
+                                        TrainOptions(max_hops=settings.max_hops, time_limit_s=time_limit_s,
+                                                     extra=extra), on_step=on_step)
+    on_stage("training the reranker")
+    meta["reranker"] = train_reranker(settings, graph, train, held, reranker_dir(settings, graph),
+                                      RerankOptions(top_topics=settings.rerank_topics, top_paths=settings.top_paths,
+                                                    time_limit_s=time_limit_s, extra=extra), on_step=on_step)
+    write_fewshot_pool(fewshot_file(settings, graph), train)
+    record_graph(settings, graph)
+    return meta
+
+
+def write_fewshot_pool(file: Path, examples: Sequence[Example]) -> int:
+    """The graph's own few-shot pool (JSONL: question, topic, path, source), spread over paths."""
+    from kgqa.files import write_text_atomically
+
+    chosen = stratified_sample([e for e in examples if e.path and e.topic], FEWSHOT_POOL_SIZE)
+    write_text_atomically(file, "".join(json.dumps({"question": e.question, "topic": e.topic, "path": e.path,
+                                                    "source": e.source}, ensure_ascii=False) + "\n"
+                                        for e in chosen))
+    return len(chosen)

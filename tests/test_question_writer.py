@@ -1,0 +1,59 @@
+"""Questions written from the graph alone: right by construction, spread over hop counts and paths, in many
+shapes, and following the graph's conventions."""
+
+from __future__ import annotations
+
+import random
+
+from kgqa.graph.embedded import EmbeddedGraph
+from kgqa.question_writer import misspell, write_questions, with_typos
+
+from tests.family import family_graph
+
+
+def family() -> EmbeddedGraph:
+    triples, _ = family_graph()
+    return EmbeddedGraph.from_triples(triples)
+
+
+def test_written_questions_carry_the_walks_answers_and_the_topics_span():
+    graph = family()
+    labels = write_questions(graph, max_hops=3, count=300, seed=1)
+    assert len(labels) == 300
+    assert sorted({label.example.hops for label in labels}) == [1, 2, 3]
+    assert all(90 <= sum(1 for l in labels if l.example.hops == h) <= 110 for h in (1, 2, 3))
+    assert len({l.example.path for l in labels}) >= 15
+    for label in labels:
+        example = label.example
+        start, end = label.span
+        assert example.question[start:end].casefold() == example.topic.casefold()
+        assert set(example.answers) == set(graph.expand(example.topic, example.steps).answers)
+    shapes = {label.example.question.replace(label.example.question[label.span[0]:label.span[1]], "E")
+              .split(" E")[0] for label in labels}
+    assert len(shapes) >= 20  # not one template
+    assert write_questions(graph, 3, 300, seed=1) == labels  # a seed gives the same questions
+
+
+def test_written_questions_follow_the_graphs_conventions():
+    graph = family()
+    graph.topic_as_answer = False
+    labels = write_questions(graph, max_hops=2, count=200, seed=2)
+    assert labels and all(label.example.topic not in label.example.answers for label in labels)
+    assert any(label.example.path == "spouse|spouse" for label in write_questions(family(), 2, 200, seed=2))
+    assert not any(label.example.path == "spouse|spouse" for label in labels)  # it only reaches the topic
+
+
+def test_typos_move_the_span_with_the_mention():
+    labels = write_questions(family(), max_hops=1, count=100, seed=3)
+    typed = with_typos(labels, rate=1.0, seed=3)
+    changed = [(a, b) for a, b in zip(labels, typed) if a.example.question != b.example.question]
+    assert len(changed) >= 90
+    for before, after in changed:
+        start, end = after.span
+        mention = after.example.question[start:end]
+        original = before.example.question[slice(*before.span)]
+        assert mention != original and mention[0] == original[0] and abs(len(mention) - len(original)) <= 1
+        assert after.example.question.replace(mention, original, 1) == before.example.question
+        assert after.example.topic == before.example.topic and after.example.answers == before.example.answers
+    rng = random.Random(0)
+    assert all(abs(len(misspell("Marsh", rng)) - 5) <= 1 for _ in range(50))
