@@ -181,34 +181,48 @@ def batch(input_file: Annotated[Path, typer.Argument(help="Questions: .txt (one 
 
 
 @app.command("eval")
-def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/benchmarks/ (e.g. metaqa) or a .toml file.")],
-             hops: Annotated[str, typer.Option(help="Comma-separated hops, e.g. 1,2,3.")] = "",
+def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/benchmarks/ (e.g. metaqa) or the path of a .toml file.")],
+             hops: Annotated[str, typer.Option(help="Comma-separated hops, e.g. 1,2,3 (a benchmark without hops: all).")] = "",
              split: Annotated[str, typer.Option(help="Which split (test is for evaluation only).")] = "test",
              limit: Annotated[Optional[int], typer.Option(help="At most this many questions per hop.")] = None,
              gold_entities: Annotated[bool, typer.Option("--gold-entities", help="Give the agent the gold topic entity.")] = False,
              out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default eval/runs/<time>); each hop's report is written as it finishes.")] = None,
              resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: answer only the hops it has not finished.")] = False,
              data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
-             graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False,
+             graph: Annotated[Optional[str], typer.Option("--graph", "-g", help="Answer over this graph instead of the benchmark's own ('metaqa' (bundled), a triples file, or neo4j://host:port).")] = None,
+             config: ConfigOpt = None, json_out: JsonOpt = False,
              llm: LlmOpt = None) -> None:
-    """Run a benchmark: Hits@1, F1, stage accuracies, latency and throughput per hop."""
+    """Run a benchmark: Hits@1, F1, stage accuracies, latency and throughput per hop (or for all its questions)."""
     from kgqa.evaluate import Benchmark, environment, evaluate_hop, measure_latency, open_run, write_hop
 
     bench = Benchmark.load(benchmark, str(data) if data else None)
-    try:
-        hop_list = [int(h) for h in hops.split(",")] if hops else bench.hops
-    except ValueError:
-        raise InputError(f"--hops {hops!r}: expected numbers like 1,2,3") from None
-    unknown = sorted(set(hop_list) - set(bench.hops))
-    if unknown:
-        raise InputError(f"benchmark {bench.name} has no hop {unknown[0]}; it has {bench.hops}")
+    if not bench.grouped_by_hop:
+        if hops and hops.strip() != "all":
+            raise InputError(f"--hops {hops!r}: benchmark {bench.name} has no hops (its questions are one group, all)")
+        hop_list = bench.hops
+    else:
+        try:
+            hop_list = [int(h) for h in hops.split(",")] if hops else bench.hops
+        except ValueError:
+            raise InputError(f"--hops {hops!r}: expected numbers like 1,2,3") from None
+        unknown = sorted(set(hop_list) - set(bench.hops))
+        if unknown:
+            raise InputError(f"benchmark {bench.name} has no hop {unknown[0]}; it has {bench.hops}")
     if resume and out is None:
         raise InputError("--resume needs --out: the report folder of the run to continue")
-    settings = settings_from(config, graph=graph, llm=llm)
+    settings = settings_from(config, graph=graph or bench.graph_to_answer_over(), llm=llm)
     report: dict = {"benchmark": bench.name, "split": split, "gold_entities": gold_entities, "limit": limit,
                     "command": recorded_command(), "settings": settings.to_dict(),
                     "environment": environment(), "hops": {}}
     examples_per_hop = {h: bench.examples(h, split, limit) for h in hop_list}  # bad data: fail before writing
+    if gold_entities:
+        for h, examples in examples_per_hop.items():
+            missing = [e for e in examples if not e.topic]
+            if missing:
+                raise InputError(f"--gold-entities needs the gold topic entity of every question, but "
+                                 f"{len(missing)} of {len(examples)} in {bench.split_file(h, split)} have none "
+                                 f"(first: {missing[0].question!r}): mark it in the question (topic_marker) or "
+                                 f"add a topic column to {bench.file}, or run without --gold-entities")
     out_dir = out or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
     report, note = open_run(out_dir, report, resume)
     if note:
@@ -218,7 +232,7 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
     agent = build_agent(settings, many=True) if per_hop else None
     with progress_bar() as progress:
         for hop, examples in per_hop.items():
-            task = progress.add_task(f"{hop}-hop", total=len(examples))
+            task = progress.add_task(f"{hop}-hop" if bench.grouped_by_hop else "questions", total=len(examples))
             metrics, hop_rows = evaluate_hop(agent.answer_batch, examples, gold_entities, settings.batch_size,
                                              on_progress=lambda n, t=task: progress.advance(t, n))
             metrics.update(measure_latency(agent.answer, examples[:bench.latency_sample], gold_entities))
@@ -228,11 +242,18 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
         return
     table = Table("hop", "questions", "Hits@1", "F1", "EM", "topic acc", "path acc", "q/s", "p50 ms", "p95 ms",
                   title=f"{bench.name} {split}{' (gold entities)' if gold_entities else ''}")
+    def cell(m: dict, key: str, digits: int = 2) -> str:
+        return f"{m[key]:.{digits}f}" if key in m else "—"  # no gold topic (path) in the benchmark: no accuracy
+
     for hop, m in report["hops"].items():
-        table.add_row(hop, str(m["questions"]), f"{m['hits@1']:.2f}", f"{m['f1']:.2f}", f"{m['exact_match']:.2f}",
-                      f"{m['topic_accuracy']:.2f}", f"{m['path_accuracy']:.2f}", f"{m['throughput_qps']:.1f}",
-                      f"{m['latency_p50_ms']:.1f}", f"{m['latency_p95_ms']:.1f}")
+        table.add_row(hop, str(m["questions"]), cell(m, "hits@1"), cell(m, "f1"), cell(m, "exact_match"),
+                      cell(m, "topic_accuracy"), cell(m, "path_accuracy"), cell(m, "throughput_qps", 1),
+                      cell(m, "latency_p50_ms", 1), cell(m, "latency_p95_ms", 1))
     console.print(table)
+    for hop, m in report["hops"].items():
+        for key, gold, what in (("topic_accuracy", "topic_questions", "topic"), ("path_accuracy", "path_questions", "path")):
+            if gold in m:
+                console.print(f"hop {hop}: {key} is over the {m[gold]} of {m['questions']} questions with a gold {what}")
     for hop, m in report["hops"].items():
         per_q = m.get("per_question_mean", {})
         if per_q.get("llm_calls"):
