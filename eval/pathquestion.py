@@ -35,7 +35,8 @@ from kgqa.weak_labels import LabelReport, answer_f1, label_questions, read_qa_fi
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pathquestion"
-SETS = {"PQ-2H": ("PQ-2H.txt", "2H-kb.txt"), "PQ-3H": ("PQ-3H.txt", "3H-kb.txt")}
+SETS = {"PQ-2H": ("PQ-2H.txt", "2H-kb.txt"), "PQ-3H": ("PQ-3H.txt", "3H-kb.txt"),
+        "PQL-2H": ("PQL-2H.txt", "PQL2-KB.txt"), "PQL-3H": ("PQL-3H.txt", "PQL3-KB.txt")}
 CONVENTIONS = {"default": {"walk_through_topic": True, "topic_as_answer": True},
                "topic_as_answer=false": {"walk_through_topic": True, "topic_as_answer": False}}
 

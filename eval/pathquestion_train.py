@@ -1,11 +1,14 @@
-"""PathQuestion end to end, as a user with their own graph: question-answer pairs only, `kgqa train all`.
+"""PathQuestion end to end, as a user with their own graph: `kgqa train all` from question-answer pairs only,
+or from the graph alone.
 
-For each set (PQ-2H, PQ-3H) it converts the release (eval/pathquestion.py: the graph as TSV, questions
-without paths or brackets), splits the questions 90/10 by a hash of the fact they ask about (so that the
-paraphrases of one fact fall on the same side: the test questions are worded differently from any
-training question about the same fact), trains all three models with `kgqa train all --questions` into a
-fresh cache, and answers the held-out tenth with the agent: Hits@1 untrained (no models: what a user gets
-after `kgqa kg load`) and trained. The data is read from ../shared and never copied into the repo.
+For each set (PQ-2H, PQ-3H, PQL-2H, PQL-3H) it converts the release (eval/pathquestion.py: the graph as TSV,
+questions without paths or brackets), splits the questions 90/10 by a hash of the fact they ask about (so
+that the paraphrases of one fact fall on the same side: the test questions are worded differently from any
+training question about the same fact), and answers the held-out tenth with the agent: untrained (no
+models: what a user gets after `kgqa kg load`), then after each training regime, each in a fresh cache:
+`qa` trains with `kgqa train all --questions` on the other nine tenths, `graph` with `kgqa train all` and
+no questions (kgqa writes its own from the graph; no PathQuestion question is read). The data is read
+from ../shared and never copied into the repo.
 
     .venv/bin/python eval/pathquestion_train.py --max-minutes 2 --out eval/results/weak-labels/pq-train.json
 """
@@ -49,40 +52,43 @@ def hits(kb: Path, cache: Path, questions: list[str], answers: list[tuple[str, .
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def run_set(name: str, data: Path, work: Path, max_minutes: float) -> dict:
+def run_set(name: str, data: Path, work: Path, max_minutes: float, regimes: list[str]) -> dict:
     kb, _, gold = convert(name, data, work)
     facts = [f"{g.topic}#{g.path}#{'|'.join(g.answers)}" for g in gold]  # what the paraphrases share
     train = [g for g, f in zip(gold, facts) if not is_test(f)]
     test = [g for g, f in zip(gold, facts) if is_test(f)]
     train_file = work / f"{name}-train.tsv"
     train_file.write_text("".join(f"{g.question}\t{'|'.join(g.answers)}\n" for g in train), encoding="utf-8")
-    cache = work / f"{name}-cache"
     questions, answers = [g.question for g in test], [g.answers for g in test]
-    untrained = hits(kb, cache, questions, answers)
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "kgqa.cli", "train", "all", "--questions", str(train_file),
-                           "--graph", str(kb), "--max-minutes", str(max_minutes)], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "KGQA_CACHE_DIR": str(cache), "KGQA_GRAPH_FORMAT": "tsv"})
-    if done.returncode != 0:
-        raise SystemExit(f"{name}: kgqa train all failed:\n{done.stderr[-3000:]}")
-    trained = hits(kb, cache, questions, answers)
-    return {"train_questions": len(train), "test_questions": len(test),
-            "train_seconds": round(time.perf_counter() - started, 1), "train_log": done.stderr.splitlines()[-12:],
-            "untrained": untrained, "trained": trained}
+    out = {"train_questions": len(train), "test_questions": len(test),
+           "untrained": hits(kb, work / f"{name}-untrained", questions, answers)}
+    for regime in regimes:
+        cache = work / f"{name}-{regime}"
+        started = time.perf_counter()
+        given = ["--questions", str(train_file)] if regime == "qa" else []
+        done = subprocess.run([sys.executable, "-m", "kgqa.cli", "train", "all", *given, "--graph", str(kb),
+                               "--max-minutes", str(max_minutes)], capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "KGQA_CACHE_DIR": str(cache), "KGQA_GRAPH_FORMAT": "tsv"})
+        if done.returncode != 0:
+            raise SystemExit(f"{name}: kgqa train all ({regime}) failed:\n{done.stderr[-3000:]}")
+        out[regime] = {"train_seconds": round(time.perf_counter() - started, 1),
+                       "train_log": done.stdout.splitlines()[-3:], **hits(kb, cache, questions, answers)}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--sets", nargs="+", default=["PQ-2H", "PQ-3H"])
+    parser.add_argument("--sets", nargs="+", default=["PQ-2H", "PQ-3H", "PQL-2H", "PQL-3H"])
+    parser.add_argument("--regimes", nargs="+", choices=["qa", "graph"], default=["qa", "graph"])
     parser.add_argument("--max-minutes", type=float, default=2.0, help="training time of each model")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "weak-labels" / "pq-train.json")
     args = parser.parse_args()
     report = {"command": "python " + " ".join(sys.argv), "machine_before": machine(), "sets": {}}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.sets:
-            report["sets"][name] = run_set(name, args.data, Path(folder), args.max_minutes)
-            print(name, json.dumps({k: v for k, v in report["sets"][name].items() if k != "train_log"}), flush=True)
+            report["sets"][name] = run_set(name, args.data, Path(folder), args.max_minutes, args.regimes)
+            print(name, json.dumps(report["sets"][name]), flush=True)
     report["machine_after"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

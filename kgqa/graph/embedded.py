@@ -52,6 +52,10 @@ def _blob(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.frombuffer(b"".join(encoded), np.uint8).copy()
 
 
+KNOWN_IDS = 100_000
+"""Entity names whose ids are remembered (topics and frontiers are looked up again and again)."""
+
+
 class EmbeddedGraph(GraphStore):
     """A graph held in (memory-mapped) numpy arrays; opens from its cache in milliseconds."""
 
@@ -66,6 +70,7 @@ class EmbeddedGraph(GraphStore):
         self.meta = meta or {}
         self.entity_count = len(arrays["name_offsets"]) - 1
         self.walk_cap = DEFAULT_WALK_CAP
+        self._known_ids: dict[str, int] = {}
         self._step_objects = [Step(relations[d // 2], bool(d % 2)) for d in range(self.steps_count)]
         by_text = sorted(range(self.steps_count), key=lambda d: str(self._step_objects[d]))
         self._text_rank = np.empty(self.steps_count, np.int64)
@@ -213,13 +218,17 @@ class EmbeddedGraph(GraphStore):
         return sorted(int(i) for i in self.arrays["lower_order"][lo:end])
 
     def _id(self, name: str) -> int:
+        known = self._known_ids.get(name)
+        if known is not None:
+            return known
         ids = self._ids(name)
-        for i in ids:
-            if self.name(i) == name:
-                return i
-        if ids:
-            return ids[0]
-        raise GraphError(f"no entity named {name!r} in the graph")
+        found = next((i for i in ids if self.name(i) == name), ids[0] if ids else None)
+        if found is None:
+            raise GraphError(f"no entity named {name!r} in the graph")
+        if len(self._known_ids) >= KNOWN_IDS:
+            self._known_ids.clear()
+        self._known_ids[name] = found
+        return found
 
     # ---- steps and walks --------------------------------------------------------------------------
 
