@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -368,12 +369,12 @@ def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark w
                         seed: int = 0, graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune the path retriever: masked question -> the verbalised path that answers it (contrastive, hard negatives)."""
     from kgqa.graph import open_graph
-    from kgqa.retrieval.data import HELD_OUT_PERCENT, load_benchmark_examples, split_dev
+    from kgqa.retrieval.data import HELD_OUT_PERCENT, training_split
     from kgqa.retrieval.model import retriever_dir
     from kgqa.retrieval.train import TrainOptions, train_retriever
 
     settings = settings_from(config, graph=graph)
-    train, held = split_dev(load_benchmark_examples(benchmark, "dev", str(data) if data else None))
+    train, held = training_split(benchmark, "dev", str(data) if data else None)
     options = TrainOptions(max_pairs=max_pairs, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
                            seed=seed, hold_out_paths=tuple(hold_out_path or ()), max_hops=settings.max_hops,
                            time_limit_s=max_minutes * 60 if max_minutes else None,
@@ -429,12 +430,19 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
     from kgqa.linking import linker_dir
     from kgqa.linking.linker import train_linker
     from kgqa.linking.tagger import TrainConfig
+    from kgqa.retrieval.data import training_split
+    from kgqa.weak_labels import write_marked_tsv
 
     settings = settings_from(config, graph=graph)
+    scratch = tempfile.TemporaryDirectory()
     if not file:
         bench = Benchmark.load(benchmark, str(data) if data else None)
-        file = [bench.data_dir / bench.splits["dev"].format(hop=h) for h in bench.hops]
-        file += sorted(bench.data_dir.glob("*/ntm_dev.tsv"))
+        file = [bench.split_file(h, "dev") for h in bench.hops]
+        wordings = [p for p in training_split(benchmark, "dev", str(data) if data else None)[0]
+                    if p.source == "paraphrase"]
+        if wordings:
+            file.append(Path(scratch.name) / "paraphrases.tsv")
+            write_marked_tsv(wordings, file[-1])
     store = open_graph(settings)
     target = out or linker_dir(settings, store)
     options = TrainConfig(str(default_model_path()), layers=layers, max_length=max_length, batch_size=batch_size,
@@ -447,6 +455,7 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
             progress.update(task, completed=step, total=total, description=f"training the mention tagger (loss {loss:.3f})")
 
         meta = train_linker(target, file, options, max_questions=max_questions or None, on_progress=on_step)
+    scratch.cleanup()
     meta["command"] = recorded_command()
     (target / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
     if not out:
@@ -552,10 +561,10 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
     from kgqa.graph import open_graph
     from kgqa.rerank import reranker_dir
     from kgqa.rerank.train import RerankOptions, refit_fusion, train_reranker
-    from kgqa.retrieval.data import HELD_OUT_PERCENT, load_benchmark_examples, split_dev
+    from kgqa.retrieval.data import HELD_OUT_PERCENT, training_split
 
     settings = settings_from(config, graph=graph, llm=llm)
-    train, held = split_dev(load_benchmark_examples(benchmark, "dev", str(data) if data else None))
+    train, held = training_split(benchmark, "dev", str(data) if data else None)
     options = RerankOptions(train_questions=train_questions, negatives=negatives, questions_per_step=questions_per_step,
                             layers=layers, epochs=epochs,
                             learning_rate=learning_rate, fusion_questions=fusion_questions, seed=seed,

@@ -11,7 +11,7 @@ import re
 import time
 import tomllib
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,8 @@ BENCHMARK_KEYS = {"name": "a string", "description": "a string", "data_dir": "a 
                   "columns": 'a list of column names, e.g. ["question", "answers"]',
                   "answer_separator": "a non-empty string", "topic_marker": 'two strings, e.g. ["[", "]"], or []',
                   "metrics": f"a list of metric names ({', '.join(METRICS)})",
-                  "latency_sample": "a whole number, 0 or more"}
+                  "latency_sample": "a whole number, 0 or more",
+                  "paraphrases": 'a table of split names and files of paraphrases, e.g. { dev = "dev_paraphrased.tsv" }'}
 
 
 @dataclass
@@ -88,6 +89,9 @@ class Benchmark:
     graph: str | None = None
     """The graph the questions are about (`metaqa`, a triples file made absolute, or a URI), if named."""
     file: Path | None = None
+    paraphrases: dict[str, str] = field(default_factory=dict)
+    """Per split, a file of `question<TAB>answers` lines, each another wording of the split's question on the
+    same line (training data only: `paraphrase_pairs`)."""
 
     @property
     def grouped_by_hop(self) -> bool:
@@ -168,9 +172,15 @@ class Benchmark:
         graph = spec.get("graph")
         if graph is not None and graph != BUNDLED_GRAPH and "://" not in graph:
             graph = str((file.parent / Path(graph).expanduser()).resolve())
+        paraphrases = spec.get("paraphrases", {})
+        if not (isinstance(paraphrases, dict) and all(isinstance(v, str) and v for v in paraphrases.values())):
+            raise bad("paraphrases")
+        unknown_splits = sorted(set(paraphrases) - set(splits))
+        if unknown_splits:
+            raise bad("paraphrases", f"names split {unknown_splits[0]!r}, which splits does not have")
         return cls(name, spec.get("description", ""), folder, hops, dict(splits), spec.get("answer_separator", "|"),
                    tuple(marker) if marker else None, list(metrics), latency, tuple(columns),
-                   len(columns) if "columns" in spec else 2, graph, file)
+                   len(columns) if "columns" in spec else 2, graph, file, dict(paraphrases))
 
     def graph_to_answer_over(self) -> str | None:
         """The benchmark's own graph for `kgqa eval` (when --graph is not given), checked to exist."""
@@ -206,6 +216,27 @@ class Benchmark:
         if not examples and limit != 0:
             raise InputError(f"{file} holds no questions (split {split!r} of benchmark {self.name})")
         return examples
+
+    def paraphrase_pairs(self, hop: int | str, split: str) -> list[tuple[Example, Example]]:
+        """(question, paraphrase) for each line of the split's paraphrase file (none when the benchmark or
+        this hop has no such file); a paraphrase takes its question's path, and its topic unless it marks one."""
+        pattern = self.paraphrases.get(split)
+        file = self.data_dir / pattern.replace("{hop}", str(hop)) if pattern else None
+        if file is None or not file.is_file():
+            return []
+        originals = self.examples(hop, split)
+        reader = replace(self, columns=("question", "answers"), min_fields=2)
+        pairs = []
+        with file.open(encoding="utf-8") as handle:
+            lines = [line.rstrip("\r\n") for line in handle]
+        if len(lines) != len(originals):
+            raise InputError(f"{file}: {len(lines)} lines, but split {split!r} has {len(originals)} questions "
+                             "(a paraphrase file has one line per question, in the same order)")
+        for line_no, (line, original) in enumerate(zip(lines, originals), start=1):
+            wording = reader._example(line.split("\t"), file, line_no)
+            pairs.append((original, Example(wording.question, wording.topic or original.topic, original.path,
+                                            wording.answers, "paraphrase")))
+        return pairs
 
     def _example(self, parts: list[str], file: Path, line_no: int) -> Example:
         if len(parts) < self.min_fields:

@@ -239,6 +239,17 @@ def write_labelled_tsv(labels: Sequence[Label], file: FsPath | str) -> int:
     return len(lines)
 
 
+def write_marked_tsv(examples: Sequence[Example], file: FsPath | str) -> int:
+    """`write_labelled_tsv` for examples whose question names the topic as written (the first occurrence,
+    any case, is marked); the others are left out."""
+    labels = []
+    for row, example in enumerate(examples):
+        found = re.search(re.escape(example.topic), example.question, flags=re.IGNORECASE) if example.topic else None
+        if found:
+            labels.append(Label(row, example, (found.start(), found.end()), 1.0))
+    return write_labelled_tsv(labels, file)
+
+
 # ---- finding them ----------------------------------------------------------------------------------
 
 

@@ -191,3 +191,35 @@ def test_a_bad_benchmark_file_is_one_clear_message(name, tmp_path, isolated_cach
     assert says in done.stderr, done.stderr
     assert done.stderr.strip().startswith("error:") and len(done.stderr.strip().splitlines()) == 1
     assert not (elsewhere / "run").exists()  # nothing written
+
+
+def test_paraphrases_take_their_questions_path_and_only_training_questions_are_trained_on(folders):
+    bench, _ = folders
+    dev = ["who is [Zorblax Quenn] married to\tMirela Quenn\tspouse",
+           "which kids does [Mirela Quenn] have\tTavi Quenn\tchildren",
+           "where is [Tavi Quenn] a citizen of\tNorvania\tnationality"]
+    (bench / "dev.tsv").write_text("".join(line + "\n" for line in dev))
+    (bench / "reworded.tsv").write_text("[Zorblax Quenn]'s wife or husband\tMirela Quenn\n"
+                                        "children of [Mirela Quenn]\tTavi Quenn\n"
+                                        "the country of Tavi Quenn\tNorvania\n")  # no marks: the question's topic
+    (bench / "b.toml").write_text('splits = { dev = "dev.tsv" }\nparaphrases = { dev = "reworded.tsv" }\n')
+    loaded = Benchmark.load(str(bench / "b.toml"))
+    pairs = loaded.paraphrase_pairs("all", "dev")
+    assert [(o.path, p.path, p.topic) for o, p in pairs] == [
+        ("spouse", "spouse", "Zorblax Quenn"), ("children", "children", "Mirela Quenn"),
+        ("nationality", "nationality", "Tavi Quenn")]
+    assert pairs[0][1].question == "Zorblax Quenn's wife or husband" and pairs[0][1].source == "paraphrase"
+    from kgqa.retrieval.data import held_out_paraphrases, is_held_out, training_split
+
+    train, held = training_split(str(bench / "b.toml"))
+    trained_wordings = {e.question for e in train if e.source == "paraphrase"}
+    held_wordings = {e.question for e in held_out_paraphrases(str(bench / "b.toml"))}
+    assert trained_wordings | held_wordings == {p.question for _, p in pairs} and not trained_wordings & held_wordings
+    for original, paraphrase in pairs:  # a paraphrase goes where its question goes
+        assert (paraphrase.question in held_wordings) == is_held_out(original.question)
+    (bench / "reworded.tsv").write_text("one line only\tMirela Quenn\n")
+    with pytest.raises(InputError, match="one line per question"):
+        Benchmark.load(str(bench / "b.toml")).paraphrase_pairs("all", "dev")
+    (bench / "c.toml").write_text('splits = { dev = "dev.tsv" }\nparaphrases = { test = "reworded.tsv" }\n')
+    with pytest.raises(InputError, match="paraphrases names split 'test'"):
+        Benchmark.load(str(bench / "c.toml"))

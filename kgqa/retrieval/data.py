@@ -64,6 +64,28 @@ def load_benchmark_examples(benchmark: str = "metaqa", split: str = "dev", data_
     return examples
 
 
+def training_split(benchmark: str = "metaqa", split: str = "dev", data_dir: str | None = None
+                   ) -> tuple[list[Example], list[Example]]:
+    """(training examples, held-out examples) of a benchmark split; the training side also holds the
+    benchmark's paraphrases of its training questions. A paraphrase of a held-out question is never trained
+    on (`held_out_paraphrases` gives those, for measuring)."""
+    from kgqa.evaluate import Benchmark
+
+    train, held = split_dev(load_benchmark_examples(benchmark, split, data_dir))
+    bench = Benchmark.load(benchmark, data_dir)
+    train += [p for hop in bench.hops for o, p in bench.paraphrase_pairs(hop, split)
+              if p.path and not is_held_out(o.question)]
+    return train, held
+
+
+def held_out_paraphrases(benchmark: str = "metaqa", split: str = "dev", data_dir: str | None = None) -> list[Example]:
+    """The benchmark's paraphrases of its held-out questions: wordings no model was trained or tuned on."""
+    from kgqa.evaluate import Benchmark
+
+    bench = Benchmark.load(benchmark, data_dir)
+    return [p for hop in bench.hops for o, p in bench.paraphrase_pairs(hop, split) if is_held_out(o.question)]
+
+
 def stratified_sample(examples: list[Example], size: int, seed: int = 0) -> list[Example]:
     """About `size` examples spread evenly over gold paths (each path gets its share, rare paths all they have)."""
     if size >= len(examples):
