@@ -80,7 +80,8 @@ class Settings:
     llm_prompt_tokens: int = 400
     """Token budget of one prompt, counted with the model's tokenizer; few-shot examples are cut first."""
     fewshot_pool: str | None = None
-    """Few-shot examples for path choice (JSONL: question, topic, path); default: the packaged MetaQA dev pool."""
+    """Few-shot examples for path choice (JSONL: question, topic, path); default: the graph's own pool from
+    `kgqa train all`, the packaged MetaQA dev pool for the bundled graph, else none."""
     neo4j_user: str = "neo4j"
     neo4j_password: str = ""
     neo4j_database: str = "neo4j"

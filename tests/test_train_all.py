@@ -73,3 +73,23 @@ def test_train_all_from_the_graph_alone_answers_freely_worded_questions_better_t
         {"spouse", "children", "nationality"}  # the graph's own few-shot pool, not the movie one
     trained = batch_hits(questions, graph, gold, cache, tmp_path / "trained.jsonl")
     assert trained >= untrained + 8 and trained >= 0.9 * len(gold), (untrained, trained)
+
+
+def test_the_llm_gets_the_graphs_own_few_shot_pool_and_never_the_movie_one_for_another_graph(tmp_path):
+    from kgqa.config import BUNDLED_GRAPH, Settings
+    from kgqa.graph.embedded import EmbeddedGraph
+    from kgqa.model_store import fewshot_file, fewshot_pool_file
+    from kgqa.prompting import default_pool_file
+    from kgqa.question_writer import write_questions
+    from kgqa.train_all import write_fewshot_pool
+
+    triples, _ = family_graph()
+    graph = EmbeddedGraph.from_triples(triples)
+    settings = Settings(cache_dir=tmp_path, graph=str(tmp_path / "family.tsv"))
+    assert fewshot_pool_file(settings, graph) is None  # no pool of its own yet: none, not MetaQA's
+    written = write_fewshot_pool(fewshot_file(settings, graph), [l.example for l in write_questions(graph, 2, 50)])
+    assert written == 50 and fewshot_pool_file(settings, graph) == fewshot_file(settings, graph)
+    other = EmbeddedGraph.from_triples(triples[:-1])
+    assert fewshot_pool_file(settings, other) is None  # another graph never gets this one's pool
+    assert fewshot_pool_file(Settings(cache_dir=tmp_path, graph=BUNDLED_GRAPH), other) == default_pool_file()
+    assert fewshot_pool_file(Settings(cache_dir=tmp_path, fewshot_pool="none"), graph) is None
