@@ -122,34 +122,16 @@ def ask(question: Annotated[str, typer.Argument(help="The question, in plain wor
 @app.command()
 def chat(explain: Annotated[bool, typer.Option("--explain", "-e", help="Show the evidence of each answer.")] = False,
          reply: Annotated[bool, typer.Option("--reply/--no-reply", help="With --llm: the LLM words the reply from the graph's answers (streamed); else the template reply.")] = True,
+         json_out: Annotated[bool, typer.Option("--json", help="Read lines from stdin, write one JSON record per line to stdout (no prompt, no banner).")] = False,
          graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None) -> None:
-    """Ask questions in a loop. Empty line: nothing happens; Ctrl-D or 'exit': quit; Ctrl-C: quit."""
-    agent = build_agent(settings_from(config, graph=graph, llm=llm))
-    if hasattr(sys.stdin, "reconfigure"):
-        sys.stdin.reconfigure(errors="replace")  # a line that is not UTF-8 is asked with U+FFFD, not a crash
-    console.print("kgqa chat — ask about the graph; Ctrl-D or 'exit' quits.")
-    while True:
-        try:
-            question = console.input("[bold cyan]? [/bold cyan]")
-        except (EOFError, KeyboardInterrupt):
-            console.print()
-            return
-        question = clean_text(question).strip()
-        if not question:
-            continue
-        if question.lower() in {"exit", "quit", ":q"}:
-            return
-        try:
-            result = agent.answer(question)
-            if reply and agent.replier is not None and result.answers:
-                for delta in agent.stream_reply(result):
-                    console.print(delta, end="", style="bold", markup=False, highlight=False, soft_wrap=True)
-                console.print()
-                render_result(result, explain, show_reply=False)
-            else:
-                render_result(result, explain)
-        except KgqaError as exc:  # this question failed; the next one may not
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
+    """Ask questions in a conversation: follow-ups ("what other films did he direct") are resolved against
+    earlier turns and the resolved question is shown. /help lists the commands; Ctrl-C cancels an answer;
+    Ctrl-D or /quit leaves."""
+    from kgqa.chat import run_chat
+
+    settings = settings_from(config, graph=graph, llm=llm)
+    run_chat(build_agent(settings), settings.cache_dir, console, err, render_result,
+             explain=explain, reply=reply, json_lines=json_out)
 
 
 @app.command()

@@ -1,0 +1,467 @@
+"""Conversation state: follow-up questions resolved against earlier turns, by rules backed by the linker.
+
+A conversation keeps the turns since the last new topic: what each asked about (its topics) and what it
+answered. A new question is read for references to them, with no LLM and nothing known of the graph's
+entity types:
+
+- pronouns (he, she, it, they, them, his, her, its, their) and references ("that film", "this one",
+  "the first one", "those") stand for an earlier turn's topic or answers. Which one is a rule of English
+  (after a "who" question, "he" is the answer and "it" the topic; after any other, the other way round),
+  checked against the graph: the first reading that the agent can answer is kept; the others are shown;
+- ellipsis: "and the writer?" asks the same topic a new relation ("the writer of Kismet");
+  "what about Tom Hanks?" asks the previous question about a new entity;
+- "other", "else", "another": what earlier turns asked about or answered is excluded from the answers;
+- "of them", "which of those", "among them": the answers are restricted to the previous turn's answers.
+
+A question that names an entity the linker finds, with none of these, is a new topic and starts afresh.
+Every resolution is explicit: `Resolution.text` is the resolved question shown to the user ("what films
+did Frank Darabont direct, other than The Shawshank Redemption"). Exclusion and restriction are set
+operations on the agent's Result; the answers kept keep their evidence (a restricted answer also keeps
+the evidence that made it an answer of the earlier turn).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from kgqa.agent import write_reply
+from kgqa.questions import check_question
+from kgqa.types import Answer, Mention, Result, Step, format_path, parse_path
+
+PERSONAL = {"he", "him", "his", "she", "her", "hers"}
+NEUTER = {"it", "its"}
+PLURAL = {"they", "them", "their", "theirs"}
+POSSESSIVE = {"his", "its", "their", "theirs", "hers"}
+ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
+FUNCTION_WORDS = {
+    "is", "was", "are", "were", "be", "been", "has", "have", "had", "does", "did", "do", "can", "could", "will",
+    "would", "who", "whom", "whose", "what", "which", "when", "where", "why", "how", "he", "she", "it", "they",
+    "them", "his", "her", "its", "their", "of", "in", "on", "at", "by", "for", "with", "to", "from", "and", "or",
+    "a", "an", "the", "also", "about", "as", "than", "that", "this", "those", "these", "there", "then", "star",
+    "stars", "act", "acts", "write", "writes", "direct", "directs", "make", "makes", "come", "came", "release",
+}
+FILLER = {"the", "a", "an", "then", "instead", "one", "please", "for", "of"}
+MAX_MEMBERS = 100
+"""A reference to a set asks about at most this many of its members."""
+CONTEXT_TURNS = 3
+"""Earlier turns whose topics a pronoun may refer to."""
+
+_WORD = re.compile(r"[A-Za-z]+(?:'s)?|\d+")
+_LEAD = re.compile(r"^\s*(?:(?:and|also|so|ok|okay|then)\s*,?\s+)?(?:(?:what|how)\s+about|and)\b[\s,]*", re.I)
+_RESTRICT = re.compile(r"\b(?:of|among|amongst)\s+(?:them|those|these)\b", re.I)
+_EXCLUDE = re.compile(r"\b(?:other|else|another)\b", re.I)
+_ORDINAL = re.compile(r"\bthe\s+(first|second|third|fourth|fifth|last)\b(?:\s+(?:one|of\s+(?:them|those|these)|"
+                      r"(?!of\b)[a-z]+))?", re.I)
+_DEMONSTRATIVE = re.compile(r"\b(that|this|the\s+same)\s+([a-z]+)\b|\b(that|this)\s*[?.!]*\s*$", re.I)
+_PLURAL_DEMONSTRATIVE = re.compile(r"\b(those|these)\b(?:\s+([a-z]+)\b)?", re.I)
+_WHO = re.compile(r"^\W*(?:and\s+)?(?:who|whom|whose)\b", re.I)
+_WH = re.compile(r"^(?:who|whom|whose|what|which|when|where|how)\b", re.I)
+
+
+class Answerer(Protocol):
+    """What a conversation needs of the agent: its linker and answer_batch."""
+
+    linker: Any
+
+    def answer_batch(self, questions: list[str], topics: list[str | None] | None = None) -> list[Result]: ...
+
+
+# ---- what a question refers to -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A span of the question that stands for something said before."""
+
+    start: int
+    end: int
+    kind: str  # "personal", "neuter", "plural" or "ordinal"
+    possessive: bool = False
+    index: int | None = None  # for "the first one": which earlier answer
+
+
+def _is_name(text: str, start: int) -> bool:
+    """A capitalised word inside a sentence is a name ("which words describe Her"), not a pronoun."""
+    return start > 0 and text[start].isupper()
+
+
+def find_references(question: str) -> list[Reference]:
+    """The pronouns and references of a question, left to right (spans do not overlap)."""
+    found: list[Reference] = []
+    taken: list[tuple[int, int]] = [m.span() for m in _RESTRICT.finditer(question)]
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e in taken)
+
+    def add(ref: Reference) -> None:
+        if free(ref.start, ref.end) and not _is_name(question, ref.start):
+            found.append(ref)
+            taken.append((ref.start, ref.end))
+
+    for m in _ORDINAL.finditer(question):
+        add(Reference(m.start(), m.end(), "ordinal", index=ORDINALS[m.group(1).lower()]))
+    for m in _DEMONSTRATIVE.finditer(question):
+        noun = (m.group(2) or "").lower()
+        if m.group(2) and (noun in FUNCTION_WORDS or noun.endswith(("ed", "ing"))):
+            continue  # "the films that starred ...", "that is": not a reference
+        add(Reference(m.start(), m.end(), "neuter"))
+    for m in _PLURAL_DEMONSTRATIVE.finditer(question):
+        noun = (m.group(2) or "").lower()
+        end = m.end() if m.group(2) and noun not in FUNCTION_WORDS and not noun.endswith("ed") else m.end(1)
+        add(Reference(m.start(), end, "plural"))
+    for m in _WORD.finditer(question):
+        word = m.group().lower()
+        if word in PERSONAL or word in NEUTER or word in PLURAL:
+            kind = "personal" if word in PERSONAL else "neuter" if word in NEUTER else "plural"
+            possessive = word in POSSESSIVE or (word == "her" and _followed_by_noun(question, m.end()))
+            add(Reference(m.start(), m.end(), kind, possessive))
+    return sorted(found, key=lambda r: r.start)
+
+
+def _followed_by_noun(text: str, end: int) -> bool:
+    """'her films' (possessive) rather than 'directed her' or 'her in'."""
+    after = _WORD.match(text[end:].lstrip())
+    return bool(after) and text[end:end + 1] == " " and after.group().lower() not in FUNCTION_WORDS
+
+
+# ---- turns and resolutions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Referent:
+    """What a reference is taken to mean: entities of an earlier turn (its topic, or some of its answers)."""
+
+    entities: tuple[str, ...]
+    turn: int
+    role: str  # "topic" or "answers"
+
+
+@dataclass
+class Resolution:
+    """How a question was read: the resolved text shown to the user, and what the agent is asked."""
+
+    question: str
+    text: str
+    asks: list[tuple[str, str | None]]
+    rules: tuple[str, ...] = ()
+    referent: Referent | None = None
+    from_turn: int | None = None
+    exclude: frozenset[str] = frozenset()
+    restrict: tuple[str, ...] | None = None
+    restrict_turn: int | None = None
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.rules) and self.rules != ("new topic",)
+
+
+@dataclass
+class Turn:
+    """One question of a conversation, how it was resolved, and the agent's (filtered) result."""
+
+    number: int
+    question: str
+    resolution: Resolution
+    result: Result
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        topics = [t for _, t in self.resolution.asks if t]
+        if topics:
+            return tuple(dict.fromkeys(topics))
+        return (self.result.entity,) if self.result.entity else ()
+
+    @property
+    def answers(self) -> list[str]:
+        return self.result.answer_names
+
+    @property
+    def asked_who(self) -> bool:
+        return bool(_WHO.match(self.resolution.text))
+
+    def record(self) -> dict[str, Any]:
+        """The `ask --json` record, plus the turn number, the resolved question and what it was resolved from."""
+        data = self.result.to_dict()
+        data["question"] = self.question
+        data["turn"] = self.number
+        data["resolved_question"] = self.resolution.text
+        res = self.resolution
+        data["resolved_from"] = None if not res.resolved else {
+            "turn": res.from_turn, "rules": list(res.rules),
+            "entities": list(res.referent.entities) if res.referent else [],
+            "role": res.referent.role if res.referent else None,
+            "excluded": sorted(res.exclude),
+            "restricted_to": None if res.restrict is None else {"turn": res.restrict_turn, "answers": list(res.restrict)},
+            "alternatives": res.alternatives}
+        return data
+
+
+def names_list(names: list[str] | tuple[str, ...], limit: int = 3) -> str:
+    """'A', 'A and B', 'A, B, C and 4 more'."""
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) <= limit:
+        return ", ".join(names[:-1]) + " and " + names[-1]
+    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+
+
+def _substitute(text: str, spans: list[tuple[int, int, str]]) -> str:
+    for start, end, new in sorted(spans, reverse=True):
+        text = text[:start] + new + text[end:]
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+([?.!,])", r"\1", text)
+    return text.rstrip(" ,")
+
+
+def _possessive(name: str) -> str:
+    return name + "'s"
+
+
+class Resolver:
+    """Reads a question against the conversation so far; the linker says whether it names an entity."""
+
+    def __init__(self, linker: Any) -> None:
+        self.linker = linker
+
+    def options(self, question: str, context: list[Turn]) -> list[Resolution]:
+        """The readings of the question, preferred first (one, unless a reference is ambiguous)."""
+        mentions = self.linker.link_batch([question])[0] if question.strip() else []
+        if not context:
+            return [Resolution(question, question, [(question, None)])]
+        last = context[-1]
+        lead = _LEAD.match(question)
+        body = question[lead.end():] if lead and lead.end() < len(question) else question
+        offset = len(question) - len(body)
+        refs = find_references(body)
+        mentions = [m for m in mentions if m.start >= offset and
+                    all(m.end - offset <= r.start or m.start - offset >= r.end for r in refs)]
+        restrict = bool(_RESTRICT.search(body))
+        exclude = bool(_EXCLUDE.search(body))
+        rules: list[str] = []
+        if lead and not refs and not restrict and not exclude:
+            swapped = self._swap(body, mentions, offset, last)
+            if swapped is not None:
+                return [swapped]
+            if not mentions:
+                return [self._relation_ellipsis(question, body, last)]
+        if not refs and not restrict and not exclude:
+            return [Resolution(question, question, [(question, None)], ("new topic",) if mentions else ())]
+        # a follow-up: markers first, then each reading of the references
+        text = body
+        marks: list[tuple[int, int, str]] = []
+        if restrict:
+            rules.append("of them")
+            marks += [(m.start(), m.end(), "") for m in _RESTRICT.finditer(text)]
+        if exclude:
+            rules.append("other")
+            marks += [(m.start(), m.end(), "a" if m.group().lower() == "another" else "") for m in _EXCLUDE.finditer(text)]
+        restrict_to = tuple(last.answers) if restrict else None
+        if not refs:
+            sent = _substitute(text, marks)
+            return [self._finish(question, sent, [(sent, None)], rules, None, last, restrict_to, mentions, context)]
+        rules.append("reference" if refs[0].kind == "ordinal" or " " in body[refs[0].start:refs[0].end] else "pronoun")
+        readings = []
+        for referent in referents(refs[0], context):
+            members = referent.entities[:MAX_MEMBERS]
+            asks = [(_substitute(text, marks + self._fill(refs, body, name)), name) for name in members]
+            shown = _substitute(text, marks + self._fill(refs, body, names_list(members)))
+            readings.append(self._finish(question, shown, asks, rules, referent, last, restrict_to, mentions, context))
+        if not readings:  # nothing earlier to refer to: as written
+            return [Resolution(question, question, [(question, None)])]
+        return readings
+
+    @staticmethod
+    def _fill(refs: list[Reference], body: str, name: str) -> list[tuple[int, int, str]]:
+        spans = []
+        for r in refs:
+            if r.kind == "ordinal" and re.search(r"\bof\s+(them|those|these)$", body[r.start:r.end], re.I):
+                spans.append((r.start, r.end, name))
+            else:
+                spans.append((r.start, r.end, _possessive(name) if r.possessive else name))
+        return spans
+
+    def _finish(self, question: str, shown: str, asks: list[tuple[str, str | None]], rules: list[str],
+                referent: Referent | None, last: Turn, restrict_to: tuple[str, ...] | None,
+                mentions: list[Mention], context: list[Turn]) -> Resolution:
+        named = {c.name for m in mentions for c in m.candidates[:1]}
+        excluded: frozenset[str] = frozenset()
+        if "other" in rules:
+            said = set(last.topics) | set(last.answers)
+            excluded = frozenset(said - set(referent.entities if referent else ()) - named)
+            if excluded:
+                shown += f", other than {names_list(sorted(excluded))}"
+        if restrict_to is not None:
+            shown += f", among the answers of turn {last.number}"
+        return Resolution(question, shown, asks, tuple(rules), referent,
+                          referent.turn if referent else last.number, excluded, restrict_to,
+                          last.number if restrict_to is not None else None)
+
+    def _swap(self, body: str, mentions: list[Mention], offset: int, last: Turn) -> Resolution | None:
+        """'what about Tom Hanks?': the previous question about the new entity."""
+        if not mentions:
+            return None
+        m = mentions[0]
+        rest = body[:m.start - offset] + " " + body[m.end - offset:]
+        if any(w.lower() not in FILLER for w in _WORD.findall(rest)):
+            return None
+        template, old = last.resolution.asks[0][0], last.resolution.asks[0][1] or last.result.mention
+        if not old or old.lower() not in template.lower():
+            return None
+        at = template.lower().index(old.lower())
+        new = m.text.rstrip("?.!, ")
+        sent = template[:at] + new + template[at + len(old):]
+        shown = sent
+        res = last.resolution
+        if res.restrict is not None:
+            shown += f", among the answers of turn {res.restrict_turn}"
+        return Resolution(body, shown, [(sent, None)], ("ellipsis",) + (("of them",) if res.restrict is not None else ()),
+                          Referent((m.candidates[0].name,), last.number, "new entity"), last.number,
+                          restrict=res.restrict, restrict_turn=res.restrict_turn)
+
+    def _relation_ellipsis(self, question: str, body: str, last: Turn) -> Resolution:
+        """'and the writer?': the same topic, a new relation."""
+        words = _tidy(body).rstrip("?.! ")
+        topics = last.topics[:MAX_MEMBERS]
+        if not topics or not words:
+            return Resolution(question, question, [(question, None)])
+        joiner = " " if _WH.match(words) else " of "
+        asks = [(f"{words}{joiner}{t}", t) for t in topics]
+        return Resolution(question, f"{words}{joiner}{names_list(topics)}", asks, ("ellipsis",),
+                          Referent(tuple(topics), last.number, "topic"), last.number)
+
+
+def referents(ref: Reference, context: list[Turn]) -> list[Referent]:
+    """What a reference may stand for, preferred first (see the module docstring)."""
+    last = context[-1]
+    if ref.kind == "ordinal":
+        answers = last.answers
+        if ref.index is not None and -len(answers) <= ref.index < len(answers):
+            return [Referent((answers[ref.index],), last.number, "answers")]
+        return []
+    options: list[Referent] = []
+    for turn in reversed(context[-CONTEXT_TURNS:]):
+        topic = [Referent(turn.topics, turn.number, "topic")] if turn.topics else []
+        answers = turn.answers
+        if ref.kind == "plural":
+            answer = [Referent(tuple(answers), turn.number, "answers")] if answers else []
+            options += answer + topic
+            continue
+        single = [Referent((answers[0],), turn.number, "answers")] if len(answers) == 1 else []
+        person_answer = turn.asked_who == (ref.kind == "personal")
+        options += single + topic if person_answer else topic + single
+    seen, kept = set(), []
+    for option in options:
+        if option.entities not in seen:
+            seen.add(option.entities)
+            kept.append(option)
+    return kept
+
+
+# ---- set operations on a Result ------------------------------------------------------------------------
+
+
+def merge_results(question: str, results: list[Result]) -> Result:
+    """One Result for a question asked of several entities: the union of their answers, evidence kept."""
+    if len(results) == 1:
+        return results[0]
+    merged: dict[str, Answer] = {}
+    for result in results:
+        for a in result.answers:
+            if a.name not in merged or a.score > merged[a.name].score:
+                merged[a.name] = a
+    first = next((r for r in results if r.answers), results[0])
+    paths = Counter(r.path for r in results if r.path)
+    out = replace(first, question=question, answers=sorted(merged.values(), key=lambda a: (-a.score, a.name)),
+                  path=paths.most_common(1)[0][0] if paths else None,
+                  timings={k: sum(r.timings.get(k, 0.0) for r in results) for k in first.timings},
+                  llm_calls=sum(r.llm_calls for r in results), prompt_tokens=sum(r.prompt_tokens for r in results),
+                  completion_tokens=sum(r.completion_tokens for r in results),
+                  capped=any(r.capped for r in results), reached=sum(r.reached for r in results))
+    return out
+
+
+def restrict_answers(result: Result, earlier: Turn) -> Result:
+    """Only the answers that were answers of `earlier`, each with both turns' evidence."""
+    before = {a.name: a for a in earlier.result.answers}
+    kept = []
+    for a in result.answers:
+        if a.name in before:
+            extra = [t for t in before[a.name].evidence if t not in a.evidence]
+            kept.append(replace(a, evidence=a.evidence + extra))
+    return replace(result, answers=kept)
+
+
+def exclude_answers(result: Result, names: frozenset[str]) -> Result:
+    return replace(result, answers=[a for a in result.answers if a.name not in names])
+
+
+def reversed_path(path: str) -> str:
+    """The walk back: `a|b_inv` -> `b|a_inv`."""
+    return format_path(tuple(Step(s.relation, not s.inverse) for s in reversed(parse_path(path))))
+
+
+# ---- the conversation -------------------------------------------------------------------------------------
+
+
+class Conversation:
+    """Questions answered in context: each follow-up is resolved, shown, answered and filtered."""
+
+    def __init__(self, agent: Answerer) -> None:
+        self.agent = agent
+        self.resolver = Resolver(agent.linker)
+        self.turns: list[Turn] = []
+        self.context: list[Turn] = []
+        self._number = 0
+
+    def reset(self) -> None:
+        """Forget the conversation: the next question is read on its own."""
+        self.turns.clear()
+        self.context.clear()
+
+    def ask(self, question: str) -> Turn:
+        """Resolve, answer and remember one question (`InputError` for an empty one)."""
+        question = question.strip()
+        check_question(question)
+        readings = self.resolver.options(question, self.context)
+        asks = [a for r in readings for a in r.asks]
+        answered = iter(self.agent.answer_batch([q for q, _ in asks], [t for _, t in asks]))
+        results = [merge_results(r.text, [next(answered) for _ in r.asks]) for r in readings]
+        pick = next((i for i, res in enumerate(results) if res.answers), 0)
+        resolution, result = readings[pick], results[pick]
+        resolution.alternatives = [{"entities": list(r.referent.entities) if r.referent else [],
+                                    "role": r.referent.role if r.referent else None,
+                                    "turn": r.from_turn, "answers": len(res.answers)}
+                                   for i, (r, res) in enumerate(zip(readings, results)) if i != pick]
+        result = self._apply(resolution, result)
+        self._number += 1
+        turn = Turn(self._number, question, resolution, result)
+        self.turns.append(turn)
+        if resolution.resolved:
+            self.context = (self.context + [turn])[-CONTEXT_TURNS:]
+        else:
+            self.context = [turn]  # a new topic (or a question on its own) starts afresh
+        return turn
+
+    def _apply(self, res: Resolution, result: Result) -> Result:
+        before = len(result.answers)
+        if res.restrict is not None:
+            earlier = next(t for t in self.turns if t.number == res.restrict_turn)
+            result = restrict_answers(result, earlier)
+        if res.exclude:
+            result = exclude_answers(result, res.exclude)
+        topics = tuple(dict.fromkeys(t for _, t in res.asks if t))
+        labelled = replace(result, entity=names_list(topics)) if len(topics) > 1 else result
+        reply = write_reply(labelled)
+        if before and not result.answers:
+            what = "among the earlier answers" if res.restrict is not None else "once the excluded ones are left out"
+            reply = f"The graph answers {before:,}, but none is left {what}."
+        return replace(result, question=res.text, reply=reply)
