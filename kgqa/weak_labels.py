@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path as FsPath
 from typing import Any, Protocol
 
@@ -265,6 +266,10 @@ class _Task:
     topics: list[tuple[str, tuple[int, int]]] = field(default_factory=list)
     path: Path | None = None
 
+    @cached_property
+    def words(self) -> frozenset[str]:
+        return word_stems(self.text)
+
 
 def label_questions(graph: GraphStore, rows: Sequence[QARow], max_hops: int = 3, linker: Linker | None = None,
                     max_paths_per_topic: int = DEFAULT_MAX_PATHS, max_topics: int = DEFAULT_MAX_TOPICS,
@@ -430,6 +435,25 @@ def final_steps(graph: GraphStore, answers: Sequence[Sequence[str]]) -> list[set
     return out
 
 
+def word_stems(text: str) -> frozenset[str]:
+    """The words of a text cut to their first five letters (`starring`, `starred` -> `starr`)."""
+    return frozenset(word[:5] for word in re.findall(r"[a-z]{3,}", text.lower()))
+
+
+def steps_named(question_stems: frozenset[str], path: Path) -> int:
+    """How many distinct words of the path's relations the question uses (see `word_stems`): between paths
+    with the same answers, the one the question names is the better label ("the children of X's parent's
+    children" is `children|parents|children`, not `children`; "where was X born" stays `born_in`)."""
+    return len(frozenset().union(*(_relation_stems(step.relation) for step in path)) & question_stems)
+
+
+@lru_cache(maxsize=65_536)
+def _relation_stems(relation: str) -> frozenset[str]:
+    from kgqa.retrieval.paths import relation_words
+
+    return word_stems(relation_words(relation))
+
+
 def answer_f1(predicted: Sequence[str], gold: frozenset[str]) -> float:
     """F1 of a walk's answers against the (case-folded) gold answers."""
     pred = {p.casefold() for p in predicted}
@@ -454,7 +478,7 @@ def _label_tasks(graph: GraphStore, tasks: list[_Task], max_hops: int, max_paths
     for p, (k, _) in enumerate(pairs):
         if tasks[k].path is not None:
             by_path.setdefault(tasks[k].path, []).append(p)
-    best: dict[int, tuple[float, int]] = {}   # pair -> (F1, -hops) of its best paths
+    best: dict[int, tuple[float, int, int]] = {}   # pair -> (F1, steps named, -hops) of its best paths
     best_paths: dict[int, list[str]] = {}     # pair -> those paths
     reached: set[int] = set()
     for path, ps in by_path.items():
@@ -463,7 +487,8 @@ def _label_tasks(graph: GraphStore, tasks: list[_Task], max_hops: int, max_paths
         for p, answers in zip(ps, answers_many(graph, [topics[p] for p in ps], path)):
             if answers:
                 reached.add(p)
-            key = (answer_f1(answers, tasks[pairs[p][0]].gold), -len(path))
+            task = tasks[pairs[p][0]]
+            key = (answer_f1(answers, task.gold), steps_named(task.words, path), -len(path))
             if p not in best or key > best[p]:
                 best[p], best_paths[p] = key, [format_path(path)]
             elif key == best[p]:
@@ -476,11 +501,11 @@ def _label_tasks(graph: GraphStore, tasks: list[_Task], max_hops: int, max_paths
     return out, sum(capped)
 
 
-def _choose(task: _Task, mine: list[int], pairs: list[tuple[int, int]], best: dict[int, tuple[float, int]],
+def _choose(task: _Task, mine: list[int], pairs: list[tuple[int, int]], best: dict[int, tuple[float, int, int]],
             best_paths: dict[int, list[str]], reached: set[int], max_hops: int,
             min_f1: float) -> Label | tuple[int, str]:
-    """The task's label from its pairs' best paths: best F1, better topic, shorter path, fewer inverse steps
-    (a step as the graph writes it), path text."""
+    """The task's label from its pairs' best paths: best F1, better topic, more steps named in the question,
+    shorter path, fewer inverse steps (a step as the graph writes it), path text."""
     if task.path is not None:
         mine = [p for p in mine if p in reached]
         if not mine:
@@ -488,7 +513,7 @@ def _choose(task: _Task, mine: list[int], pairs: list[tuple[int, int]], best: di
     scored = [p for p in mine if p in best]
     if not scored:
         return task.row, no_path(max_hops)
-    p = min(scored, key=lambda p: (-best[p][0], pairs[p][1], -best[p][1]))
+    p = min(scored, key=lambda p: (-best[p][0], pairs[p][1], -best[p][1], -best[p][2]))
     f1 = best[p][0]
     if task.path is None and f1 <= min_f1:
         return task.row, no_path(max_hops) if f1 == 0 else below(min_f1)
