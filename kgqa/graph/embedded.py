@@ -315,6 +315,19 @@ class EmbeddedGraph(GraphStore):
         starts, counts = self._runs(np.array([self._id(name)], np.int64), self._step_id(step))
         return [self.name(int(j)) for j in self.edge_target[starts[0]:starts[0] + counts[0]]]
 
+    def neighbours_many(self, names: list[str], step: Step) -> list[list[str]]:
+        if not names:
+            return []
+        starts, counts = self._runs(np.array([self._id(n) for n in names], np.int64), self._step_id(step))
+        positions, owner = _ranges(starts, counts)
+        targets = self.edge_target[positions].astype(np.int64)
+        distinct, which = np.unique(targets, return_inverse=True)
+        spelled = [self.name(int(j)) for j in distinct]
+        out: list[list[str]] = [[] for _ in names]
+        for row, j in zip(owner.tolist(), which.tolist()):
+            out[row].append(spelled[j])
+        return out
+
     def expand_many(self, topics: list[str], path: Path) -> list[Expansion]:
         topic_ids = np.array([self._id(t) for t in topics], np.int64)
         hops, capped, reached = self.walk(topic_ids, path)

@@ -47,7 +47,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import neo4j
@@ -57,6 +57,9 @@ from kgqa.config import Settings
 from kgqa.errors import GraphError
 from kgqa.graph.store import DEFAULT_WALK_CAP, Expansion, GraphStore, step_triple
 from kgqa.types import Path, Step
+
+if TYPE_CHECKING:
+    from kgqa.program import Program, ProgramResult
 
 DEFAULT_LABEL = "Entity"
 RETRY_SECONDS = 10.0
@@ -435,6 +438,12 @@ class Neo4jGraph(GraphStore):
         if not rows:
             raise self._missing(name)
         return [r["name"] for r in rows if r["name"] is not None]
+
+    def run_program(self, program: "Program") -> "ProgramResult":
+        """The program in one read-only query (kgqa.graph.neo4j_program)."""
+        from kgqa.graph.neo4j_program import run_program
+
+        return run_program(self, program)
 
     def expansion_query(self, path: Path) -> str:
         """The one query that walks `path` from a list of topics."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kgqa.types import Path, Step, Triple
+
+if TYPE_CHECKING:
+    from kgqa.program import Program, ProgramResult
 
 
 DEFAULT_WALK_CAP = 10_000
@@ -75,6 +79,16 @@ class GraphStore(ABC):
     @abstractmethod
     def neighbours(self, name: str, step: Step) -> list[str]:
         """Entities one step away from `name`."""
+
+    def neighbours_many(self, names: list[str], step: Step) -> list[list[str]]:
+        """`neighbours` of each name, in order (one call for many: constraints and aggregates of programs)."""
+        return [self.neighbours(name, step) for name in names]
+
+    def run_program(self, program: "Program") -> "ProgramResult":
+        """Execute a query program (see kgqa.program); stores may do it in fewer round trips."""
+        from kgqa.program import execute
+
+        return execute(self, program)
 
     @abstractmethod
     def expand_many(self, topics: list[str], path: Path) -> list[Expansion]:
