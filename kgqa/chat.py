@@ -146,7 +146,7 @@ class ChatSession:
             return
         res = turn.resolution
         if res.resolved:
-            self.console.print(f"[dim]→ {escape(res.text)}[/dim]", soft_wrap=True)
+            self.console.print(f"[dim]→ {escape(res.text)}[/dim]", soft_wrap=True, highlight=False)
             if self.modes.explain and res.alternatives:
                 others = "; ".join(f"{names_list(a['entities'])} ({a['answers']} answers)" for a in res.alternatives)
                 self.console.print(f"[dim]  also read as: {escape(others)}[/dim]", soft_wrap=True)
@@ -182,7 +182,7 @@ class ChatSession:
                 return
             if line.startswith("/"):
                 name, message = self.command(line)
-                (self.console if name else self.err).print(escape(message), soft_wrap=True)
+                (self.console if name else self.err).print(escape(message), soft_wrap=True, highlight=False)
                 if name == "/quit":
                     return
                 continue

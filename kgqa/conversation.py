@@ -57,7 +57,7 @@ _ORDINAL = re.compile(r"\bthe\s+(first|second|third|fourth|fifth|last)\b(?:\s+(?
                       r"(?!of\b)[a-z]+))?", re.I)
 _DEMONSTRATIVE = re.compile(r"\b(that|this|the\s+same)\s+([a-z]+)\b|\b(that|this)\s*[?.!]*\s*$", re.I)
 _PLURAL_DEMONSTRATIVE = re.compile(r"\b(those|these)\b(?:\s+([a-z]+)\b)?", re.I)
-_WHO = re.compile(r"^\W*(?:and\s+)?(?:who|whom|whose)\b", re.I)
+_WHO = re.compile(r"\b(?:who|whom|whose)\b|\b\w+(?:er|or|ist|ess)s?\b(?!\s+(?:than|of))", re.I)
 _WH = re.compile(r"^(?:who|whom|whose|what|which|when|where|how)\b", re.I)
 
 
@@ -181,7 +181,11 @@ class Turn:
 
     @property
     def asked_who(self) -> bool:
-        return bool(_WHO.match(self.resolution.text))
+        """Whether the answers are people: the question asks "who", or an ellipsis of one asks for a "writer"."""
+        res = self.resolution
+        if "ellipsis" in res.rules and res.referent and res.referent.role == "topic":
+            return bool(_WHO.search(res.question))
+        return bool(re.search(r"\b(?:who|whom|whose)\b", res.text, re.I))
 
     def record(self) -> dict[str, Any]:
         """The `ask --json` record, plus the turn number, the resolved question and what it was resolved from."""
@@ -229,18 +233,21 @@ def _possessive(name: str) -> str:
 class Resolver:
     """Reads a question against the conversation so far; the linker says whether it names an entity."""
 
-    def __init__(self, linker: Any) -> None:
+    def __init__(self, linker: Any, find_entities: Any = None) -> None:
+        """find_entities: the graph's exact name lookup, tried on a number or capitalised word the linker missed."""
         self.linker = linker
+        self.find_entities = find_entities
 
     def options(self, question: str, context: list[Turn]) -> list[Resolution]:
         """The readings of the question, preferred first (one, unless a reference is ambiguous)."""
-        mentions = self.linker.link_batch([question])[0] if question.strip() else []
         if not context:
             return [Resolution(question, question, [(question, None)])]
         last = context[-1]
         lead = _LEAD.match(question)
         body = question[lead.end():] if lead and lead.end() < len(question) else question
         offset = len(question) - len(body)
+        whole, bare = self.linker.link_batch([question, body])
+        mentions = whole or [replace(m, start=m.start + offset, end=m.end + offset) for m in bare]
         refs = find_references(body)
         mentions = [m for m in mentions if m.start >= offset and
                     all(m.end - offset <= r.start or m.start - offset >= r.end for r in refs)]
@@ -265,12 +272,15 @@ class Resolver:
             rules.append("other")
             marks += [(m.start(), m.end(), "a" if m.group().lower() == "another" else "") for m in _EXCLUDE.finditer(text)]
         restrict_to = tuple(last.answers) if restrict else None
-        if not refs:
+        if not refs:  # the entity the linker found in the question as typed is the topic ("of them" removed)
             sent = _substitute(text, marks)
-            return [self._finish(question, sent, [(sent, None)], rules, None, last, restrict_to, mentions, context)]
+            found = mentions or self.linker.link_batch([sent])[0]
+            topic = found[0].candidates[0].name if found and found[0].candidates else self._exact_name(sent)
+            return [self._finish(question, sent, [(sent, topic)], rules, None, last, restrict_to, mentions, context)]
         rules.append("reference" if refs[0].kind == "ordinal" or " " in body[refs[0].start:refs[0].end] else "pronoun")
         readings = []
-        for referent in referents(refs[0], context):
+        noun = _WORD.findall(body[refs[0].start:refs[0].end])[-1] if refs[0].kind == "neuter" else ""
+        for referent in referents(refs[0], context, noun if " " in body[refs[0].start:refs[0].end] else ""):
             members = referent.entities[:MAX_MEMBERS]
             asks = [(_substitute(text, marks + self._fill(refs, body, name)), name) for name in members]
             shown = _substitute(text, marks + self._fill(refs, body, names_list(members)))
@@ -278,6 +288,18 @@ class Resolver:
         if not readings:  # nothing earlier to refer to: as written
             return [Resolution(question, question, [(question, None)])]
         return readings
+
+    def _exact_name(self, text: str) -> str | None:
+        """A number or a capitalised word of the question that is exactly a name in the graph."""
+        if self.find_entities is None:
+            return None
+        for m in _WORD.finditer(text):
+            word = m.group()
+            if (word.isdigit() or (m.start() > 0 and word[0].isupper())) and word.lower() not in FUNCTION_WORDS:
+                names = self.find_entities(word)
+                if word in names:
+                    return word
+        return None
 
     @staticmethod
     def _fill(refs: list[Reference], body: str, name: str) -> list[tuple[int, int, str]]:
@@ -339,8 +361,15 @@ class Resolver:
                           Referent(tuple(topics), last.number, "topic"), last.number)
 
 
-def referents(ref: Reference, context: list[Turn]) -> list[Referent]:
-    """What a reference may stand for, preferred first (see the module docstring)."""
+def referents(ref: Reference, context: list[Turn], noun: str = "") -> list[Referent]:
+    """What a reference may stand for, preferred first.
+
+    - "the first one": that answer of the last turn; "they", "them", "those": its answers, else its topic;
+    - "he", "she", "his": after a "who" question its answers (people), else its topic;
+    - "it", "that film": its topic, unless the last turn narrowed earlier answers ("which of them ...") or
+      the noun names the relation the answers came by ("that year" after a release year): then its answers.
+    Earlier turns' topics and single answers follow, most recent first.
+    """
     last = context[-1]
     if ref.kind == "ordinal":
         answers = last.answers
@@ -350,20 +379,35 @@ def referents(ref: Reference, context: list[Turn]) -> list[Referent]:
     options: list[Referent] = []
     for turn in reversed(context[-CONTEXT_TURNS:]):
         topic = [Referent(turn.topics, turn.number, "topic")] if turn.topics else []
-        answers = turn.answers
-        if ref.kind == "plural":
-            answer = [Referent(tuple(answers), turn.number, "answers")] if answers else []
-            options += answer + topic
-            continue
-        single = [Referent((answers[0],), turn.number, "answers")] if len(answers) == 1 else []
-        person_answer = turn.asked_who == (ref.kind == "personal")
-        options += single + topic if person_answer else topic + single
+        answers = [Referent(tuple(turn.answers[:MAX_MEMBERS]), turn.number, "answers")] if turn.answers else []
+        single = answers if len(turn.answers) == 1 else []
+        if turn is not last:
+            options += topic + single
+        elif ref.kind == "plural":
+            options += answers + topic
+        elif ref.kind == "personal":
+            options += answers + topic if turn.asked_who else topic + single
+        elif turn.resolution.restrict is not None or _names_relation(noun, turn.result.path):
+            options += answers + topic
+        else:
+            options += topic + single
     seen, kept = set(), []
     for option in options:
         if option.entities not in seen:
             seen.add(option.entities)
             kept.append(option)
     return kept
+
+
+def _names_relation(noun: str, path: str | None) -> bool:
+    """'year' in 'release year', 'director' ~ 'directed by': the noun names a relation of the path."""
+    if len(noun) < 3 or not path:
+        return False
+    from kgqa.retrieval.paths import relation_words
+
+    stem = noun.lower()[:max(4, len(noun) - 3)]
+    return any(w.startswith(stem) or stem.startswith(w) and len(w) >= 4
+               for step in parse_path(path) for w in relation_words(step.relation).split())
 
 
 # ---- set operations on a Result ------------------------------------------------------------------------
@@ -417,7 +461,8 @@ class Conversation:
 
     def __init__(self, agent: Answerer) -> None:
         self.agent = agent
-        self.resolver = Resolver(agent.linker)
+        graph = getattr(agent, "graph", None)
+        self.resolver = Resolver(agent.linker, graph.find_entities if graph is not None else None)
         self.turns: list[Turn] = []
         self.context: list[Turn] = []
         self._number = 0
@@ -426,6 +471,7 @@ class Conversation:
         """Forget the conversation: the next question is read on its own."""
         self.turns.clear()
         self.context.clear()
+        self._number = 0
 
     def ask(self, question: str) -> Turn:
         """Resolve, answer and remember one question (`InputError` for an empty one)."""
