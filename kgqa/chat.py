@@ -163,7 +163,7 @@ class ChatSession:
         """The loop a person types into (read with input(); `history` None: no history file)."""
         self.console.print("kgqa chat — ask about the graph; follow-ups are understood. /help lists commands, "
                            "Ctrl-D quits.")
-        prompt = history.prompt(colour=self.console.is_terminal) if history else "? "
+        prompt = history.prompt(colour=self.console.is_terminal and not self.console.no_color) if history else "? "
         while True:
             try:
                 line = input(prompt)
