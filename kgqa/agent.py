@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from kgqa.config import Settings
 from kgqa.encoder import clean_text, load_embedder, load_torch_embedder
 from kgqa.graph import Expansion, GraphStore, open_graph
-from kgqa.linking import make_linker
+from kgqa.linking import NameMatchLinker, make_linker
 from kgqa.llm import make_llm
 from kgqa.llm.tasks import Choice, PathChooser, ReplyWriter
 from kgqa.model_store import fewshot_pool_file, say_models_once
+from kgqa.planner import Planner, cue_shape, mask_all, split_mentions, wants_two
+from kgqa.program import Branch, Program
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
@@ -30,18 +32,50 @@ def mask_mention(question: str, mention: Mention | None) -> str:
 
 
 def write_reply(result: Result, limit: int = 10) -> str:
-    """A short reply stating only what the graph returned."""
+    """A short reply stating only what the graph returned: the answers, a count, or yes/no with its triple."""
     if result.entity is None:
         return NO_ENTITY_REPLY
+    how = describe_program(result.program) if result.program else \
+        f"{result.entity}: {verbalise_path(parse_path(result.path or ''))}"
+    if result.yes is not None:
+        if result.yes:
+            subject, relation, obj = result.answers[0].evidence[-1]
+            return f"Yes: {subject} | {relation} | {obj}"
+        found = ", ".join(result.answer_names[:limit]) or "nothing"
+        return f"No ({how} gives {found})"
     if not result.answers:
         return f"I know {result.entity}, but found no answer to this question in the graph."
     names = result.answer_names
     total = result.reached if result.capped else len(names)
     shown = ", ".join(names[:limit]) + (f" and {total - limit:,} more" if total > limit else "")
-    reply = f"{shown} ({result.entity}: {verbalise_path(parse_path(result.path or ''))})"
+    reply = f"{result.count:,} ({how}): {shown}" if result.count is not None else f"{shown} ({how})"
     if result.capped:
         reply += f"; showing {len(names):,} of {result.reached:,} (the walk passes a hub and was capped)"
     return reply
+
+
+def describe_program(program: dict) -> str:
+    """A program in words: `Tom Hanks: reverse of starred actors, and Meg Ryan: ..., release year after 1990`."""
+    def branch(b: dict) -> str:
+        return f"{b['entity']}: {verbalise_path(parse_path(b['path']))}"
+
+    text = ", and ".join(branch(b) for b in program["branches"])
+    text += "".join(f", but not {branch(b)}" for b in program.get("exclude", []))
+    words = {"eq": "=", "lt": "before", "gt": "after", "between": "between"}
+    for c in program.get("constraints", []):
+        bound = f"{c['value']} and {c['upper']}" if c["op"] == "between" else c["value"]
+        text += f", {verbalise_path(parse_path(c['step']))} {words.get(c['op'], c['op'])} {bound}"
+    aggregate = program.get("aggregate")
+    if aggregate and aggregate["op"] == "count":
+        text += ", counted"
+    elif aggregate:
+        extreme = ("smallest" if aggregate["op"] == "min" else "largest") + (
+            f" {aggregate['k']}" if aggregate.get("k", 1) > 1 else "")
+        measure = "number of " if aggregate.get("measure") == "count" else ""
+        text += f", the {extreme} by {measure}{verbalise_path(parse_path(aggregate['by']))}"
+    if program.get("ask"):
+        text += f", is {program['ask']} among them"
+    return text
 
 
 class Agent:
@@ -69,6 +103,8 @@ class Agent:
                                        templates=templates)
             self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
         self.reranker = load_reranker(settings, self.graph, backend)  # the trained reranker when there is one
+        self.planner = Planner(self.graph, self._paths_for)
+        self._names: NameMatchLinker | None = None  # extra mentions for questions about two entities
 
     def answer(self, question: str, topic: str | None = None) -> Result:
         return self.answer_batch([question], [topic])[0]
@@ -82,7 +118,8 @@ class Agent:
             check_question(question)
         started = time.perf_counter()
         topics = topics or [None] * len(questions)
-        mentions = self._mentions(questions, topics)
+        every_mention = self._mentions(questions, topics)
+        mentions = [found[0] if found else None for found in every_mention]
         chosen = [m.candidates[0].name if m else None for m in mentions]
         linked = time.perf_counter()
 
@@ -99,7 +136,8 @@ class Agent:
         chose = time.perf_counter()
         if self.reranker is not None:
             stages = {"link_ms": linked - started, "retrieve_ms": retrieved - linked, "llm_ms": chose - retrieved}
-            return self._answer_reranked(questions, mentions, ranked, picks, vectors, stages, started)
+            results = self._answer_reranked(questions, mentions, ranked, picks, vectors, stages, started)
+            return self._compose_programs(results, every_mention, ranked)
 
         walked, expansions = self._walk_best(chosen, ranked, picks)
         expanded = time.perf_counter()
@@ -133,7 +171,58 @@ class Agent:
                                   for name, chain in sorted(expansion.evidence.items())]
             result.reply = write_reply(result)
             results.append(result)
+        return self._compose_programs(results, every_mention, ranked)
+
+    def _compose_programs(self, results: list[Result], every_mention: list[list[Mention]],
+                          ranked: list[list]) -> list[Result]:
+        """Each answer as a query program: the chain found above, composed by the planner into a conjunction,
+        filter, count, superlative or yes/no where the question asks for one (kgqa.planner), and executed."""
+        for result, mentions, candidates in zip(results, every_mention, ranked):
+            if result.entity is None or result.path is None:
+                continue
+            chain_paths = [parse_path(result.path)] + [c.path for c in candidates if format_path(c.path) != result.path]
+            mentions = mentions + self._more_mentions(result.question, mentions)
+            mentions, literals = split_mentions(result.question, mentions, result.entity)
+            kind = cue_shape(result.question, mentions, literals)
+            program = (self.planner.compose(kind, result.question, mentions, literals, result.entity, chain_paths)
+                       if kind != "chain" else Program((Branch(result.entity, chain_paths[0]),)))
+            result.kind, result.program = program.kind, program.to_json()
+            if program.kind == "chain":
+                continue
+            started = time.perf_counter()
+            outcome = self.graph.run_program(program)
+            result.query = self.graph.program_query(program)
+            result.count, result.yes = outcome.count, outcome.yes
+            result.path = " & ".join(format_path(b.path) for b in program.branches)
+            result.answers = [Answer(name, 1.0, result.entity, result.path, [t.as_list() for t in outcome.evidence[name]])
+                              for name in outcome.answers]
+            result.capped = result.capped or outcome.capped
+            result.timings["program_ms"] = (time.perf_counter() - started) * 1000
+            result.reply = write_reply(result)
         return results
+
+    def _more_mentions(self, question: str, mentions: list[Mention]) -> list[Mention]:
+        """Names the linker missed in a question that asks about more than one entity (words join two, or it
+        asks yes or no): the tagger learned from questions with one topic. Exact names only, outside the
+        mentions already found, at least two words or capitalised (not "drama" in "a drama")."""
+        if not wants_two(mask_all(question, mentions)):
+            return []
+        if self._names is None:
+            self._names = NameMatchLinker(self.graph, cache_dir=self.settings.cache_dir)
+        taken = [(m.start, m.end) for m in mentions]
+        found = []
+        for m in self._names.link(question):
+            text = question[m.start:m.end]
+            if any(s < m.end and m.start < e for s, e in taken) or not (" " in text.strip() or text[:1].isupper()):
+                continue
+            taken.append((m.start, m.end))
+            found.append(m)
+        return found
+
+    def _paths_for(self, entity: str, masked_question: str) -> list:
+        """An entity's best paths for a question that masks it (the planner's other branches)."""
+        vectors = self.embedder.embed([masked_question])
+        return [c.path for c in self.search.search_many([entity], vectors, self.settings.top_paths)[0]]
 
     def _walk_best(self, topics: list[str | None], ranked: list[list], picks: list[Choice]
                    ) -> tuple[dict[int, int], dict[int, Expansion]]:
@@ -219,16 +308,17 @@ class Agent:
             results.append(result)
         return results
 
-    def _mentions(self, questions: list[str], topics: list[str | None]) -> list[Mention | None]:
-        mentions: list[Mention | None] = []
+    def _mentions(self, questions: list[str], topics: list[str | None]) -> list[list[Mention]]:
+        """Every mention the linker finds in each question, the topic's first (a given topic: it alone)."""
+        mentions: list[list[Mention]] = []
         linked = self.linker.link_batch([q for q, t in zip(questions, topics) if t is None])
         linked_iter = iter(linked)
         for question, topic in zip(questions, topics):
             if topic is None:
-                found = next(linked_iter)
-                mentions.append(found[0] if found else None)
+                mentions.append(list(next(linked_iter)))
             else:
-                mentions.append(self._given(question, topic))
+                given = self._given(question, topic)
+                mentions.append([given] if given else [])
         return mentions
 
     def _given(self, question: str, topic: str) -> Mention | None:

@@ -78,6 +78,10 @@ def render_result(result: Result, explain: bool, show_reply: bool = True) -> Non
         return
     console.print(f"entity: [cyan]{escape(str(result.entity))}[/cyan]  (mention: {escape(repr(result.mention))})")
     console.print(f"path:   [green]{escape(str(result.path))}[/green]")
+    if result.program and result.kind != "chain":
+        console.print(f"program ({escape(result.kind)}): {escape(json.dumps(result.program, ensure_ascii=False))}")
+        if result.query:
+            console.print(f"cypher: {escape(result.query.strip())}", soft_wrap=True)
     if result.path_candidates:
         reranked = "rerank" in result.path_candidates[0]
         columns = ("topic", "path", "verbalised", "retriever", "reranker") if reranked else ("path", "verbalised", "score")

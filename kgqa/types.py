@@ -100,6 +100,16 @@ class Result:
     capped: bool = False
     """The walk passed a hub and was capped: `answers` hold a sample of the `reached` edges' ends."""
     reached: int = 0
+    kind: str = "chain"
+    """What the question's program does: chain, conjunction, filter, count, superlative or yes/no."""
+    program: dict[str, Any] | None = None
+    """The query program answered (kgqa.program, as JSON); a chain is one branch."""
+    count: int | None = None
+    """A count program's number (its members are the answers)."""
+    yes: bool | None = None
+    """A yes/no program's answer (the deciding answers carry the evidence either way)."""
+    query: str | None = None
+    """The query the store ran for the program (Neo4j: one Cypher query), for `--explain`."""
 
     @property
     def answer_names(self) -> list[str]:

@@ -445,6 +445,11 @@ class Neo4jGraph(GraphStore):
 
         return run_program(self, program)
 
+    def program_query(self, program: "Program") -> str | None:
+        from kgqa.graph.neo4j_program import program_query
+
+        return program_query(self, program)
+
     def expansion_query(self, path: Path) -> str:
         """The one query that walks `path` from a list of topics."""
         parts = [self._q(EXPAND_START)]

@@ -90,6 +90,10 @@ class GraphStore(ABC):
 
         return execute(self, program)
 
+    def program_query(self, program: "Program") -> str | None:
+        """The query text a store sends for a program (Neo4j: its Cypher), for `--explain`; None without one."""
+        return None
+
     @abstractmethod
     def expand_many(self, topics: list[str], path: Path) -> list[Expansion]:
         """Walk `path` from each topic (one Expansion per topic, in order), by the graph's conventions."""

@@ -1,0 +1,64 @@
+"""The agent on the complex-question test set (eval/data/complex/test.jsonl, see eval/complex.md): per-kind
+accuracy (Hits@1 and F1 for sets, exact for counts and yes/no), the kind the planner chose, and latency per
+kind, with the agent's own linking, on the configured graph (the bundled one, or `--graph bolt://...`).
+
+    .venv/bin/python eval/bench_complex.py --out eval/results/complex/embedded.json
+    KGQA_NEO4J_PASSWORD=... .venv/bin/python eval/bench_complex.py --graph bolt://127.0.0.1:7687 \\
+        --out eval/results/complex/neo4j.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+
+from complex import load, score  # noqa: E402
+
+from kgqa.agent import Agent  # noqa: E402
+from kgqa.config import load_settings  # noqa: E402
+from kgqa.evaluate import environment, percentile  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graph", default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "complex" / "embedded.json")
+    args = parser.parse_args()
+    records = load()
+    settings = load_settings(overrides={"graph": args.graph} if args.graph else None)
+    agent = Agent(settings)
+    agent.answer(records[0]["question"])  # warm
+    load_before = os.getloadavg()
+    results, ms = [], defaultdict(list)
+    for record in records:  # one at a time, as `kgqa ask` and chat answer
+        started = time.perf_counter()
+        results.append(agent.answer(record["question"]))
+        ms[record["kind"]].append((time.perf_counter() - started) * 1000)
+    predictions = [{"answers": r.answer_names, "count": r.count, "yes": r.yes} for r in results]
+    report = {"command": "python " + " ".join(sys.argv), "graph": args.graph or "metaqa (embedded)",
+              "scores": score(records, predictions),
+              "kind_chosen": {kind: dict(Counter(r.kind for r, g in zip(results, records) if g["kind"] == kind))
+                              for kind in sorted({g["kind"] for g in records})},
+              "latency_ms": {kind: {"p50": round(percentile(v, 50), 1), "p95": round(percentile(v, 95), 1)}
+                             for kind, v in sorted(ms.items())},
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()], "environment": environment(),
+              "answers": [{"question": g["question"], "kind": g["kind"], "chosen": r.kind, "program": r.program,
+                           "answers": r.answer_names[:10], "count": r.count, "yes": r.yes}
+                          for g, r in zip(records, results)]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps({k: report[k] for k in ("scores", "kind_chosen", "latency_ms")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

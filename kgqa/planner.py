@@ -1,0 +1,276 @@
+"""Planning without an LLM: from a question, its mentions and its best relation chain to a query program.
+
+The agent finds the question's chain as always (linking, path search, reranker). The planner then reads
+the question's shape and composes the program around that chain:
+
+- conjunction: a second entity's branch, walked along the path (of its own top paths) that shares answers
+  with the first, or "but not" / "except" / "without" subtracting it;
+- filter: a literal in the question (a number: year, rating) compared with a literal-valued step of the
+  answers (equals; before / after / between by the words around it);
+- count: "how many", "number of";
+- superlative: earliest / latest, highest / lowest, most / fewest: min or max over a literal-valued step
+  (or over how many neighbours a step reaches), top k when a number of answers is asked for;
+- yes/no: a question that opens with an auxiliary verb and names a second entity: is it among the answers.
+
+The shape comes from the trained shape model (`kgqa.shapes`) when the graph has one, else from the cue
+words below, which are English, not any graph's: nothing here knows movies. A question with no such cue
+stays a one-branch chain, so a chain question is answered exactly as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kgqa.graph.store import GraphStore
+from kgqa.program import Aggregate, Branch, Constraint, Program, compare_key
+from kgqa.types import Mention, Path, Step
+
+NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w.])")
+COUNT = re.compile(r"\b(how many|number of|count of|count the)\b", re.I)
+YES_NO = re.compile(r"^\s*(did|does|do|is|was|are|were|has|have|had|can|could|will)\b", re.I)
+EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|not)\b", re.I)
+BEFORE = re.compile(r"\b(before|earlier than|prior to|until|up to|older than|below|under|less than|lower than)\b", re.I)
+AFTER = re.compile(r"\b(after|later than|since|newer than|above|over|more than|greater than|higher than|from)\b", re.I)
+BETWEEN = re.compile(r"\bbetween\b", re.I)
+SMALLEST = re.compile(r"\b(earliest|first|oldest|lowest|worst|least|fewest|smallest|shortest|minimum)\b", re.I)
+LARGEST = re.compile(r"\b(latest|last|newest|most recent|highest|best|top|most|greatest|largest|longest|maximum)\b", re.I)
+BY_COUNT = re.compile(r"\b(most|fewest|least)\s+(\w+)", re.I)
+TIME_WORDS = re.compile(r"\b(earliest|latest|first|last|oldest|newest|recent|year|when|before|after|since)\b", re.I)
+
+KINDS = ("chain", "conjunction", "filter", "count", "superlative", "yes/no")
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A number written in the question (a year, a rating, a count)."""
+
+    text: str
+    start: int
+    end: int
+
+
+def split_mentions(question: str, mentions: Sequence[Mention], topic: str | None = None
+                   ) -> tuple[list[Mention], list[Literal]]:
+    """The entity mentions, and the numbers of the question: a mention that is only a number (a year the
+    graph also holds as a node) counts as a number, unless it is the question's topic (a film called 2010)."""
+    entities = [m for m in mentions if not NUMBER.fullmatch(m.text.strip())
+                or (m.candidates and m.candidates[0].name == topic)]
+    taken = [(m.start, m.end) for m in entities]
+    literals = [Literal(m.group(1).replace(",", ""), m.start(1), m.end(1)) for m in NUMBER.finditer(question)
+                if not any(s <= m.start(1) < e for s, e in taken)]
+    return entities, literals
+
+
+def mostly_literals(names: Sequence[str]) -> bool:
+    """Whether most of these entities are numbers (a path that ends on years, not on films)."""
+    return sum(1 for n in names if compare_key(n)[0] == 0) * 2 > len(names)
+
+
+JOINED = re.compile(r"\b(and|both|together|as well as|along with|with|but not|except|excluding|not|or)\b|&", re.I)
+
+
+def wants_two(masked_question: str) -> bool:
+    """Whether a question (its mentions masked) may be about two entities: words that join or exclude, or
+    a yes/no opening."""
+    return bool(JOINED.search(masked_question) or EXCEPT.search(masked_question) or YES_NO.match(masked_question))
+
+
+def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Literal]) -> str:
+    """The shape the cue words give, read outside the entity mentions ("The Best Years of Our Lives" asks
+    for no maximum). Two entities make a conjunction only when words join them ("X and Y", "X but not Y")."""
+    if len(mentions) >= 2:
+        first, second = sorted(mentions[:2], key=lambda m: m.start)
+        between = question[first.end:name_start(second)]
+        joined = bool(JOINED.search(between) or EXCEPT.search(between))
+    else:
+        joined = False
+    question = mask_all(question, mentions)
+    if YES_NO.match(question) and len(mentions) >= 2:
+        return "yes/no"
+    if COUNT.search(question):
+        return "count"
+    if SMALLEST.search(question) or LARGEST.search(question):
+        if not (len(mentions) >= 2 and re.search(r"\b(first|last|top)\b", question, re.I) and not literals):
+            return "superlative"
+    if literals:
+        return "filter"
+    if joined:
+        return "conjunction"
+    return "chain"
+
+
+def with_prefixes(paths: Sequence[Path]) -> list[Path]:
+    """The paths, each followed by its prefix without the last step: "Tom Hanks films before 1990" ranks
+    `starred_actors_inv|release_year` first, and the films are that path less its step to the years."""
+    out: list[Path] = []
+    for path in paths:
+        for candidate in (path, path[:-1]):
+            if candidate and candidate not in out:
+                out.append(candidate)
+    return out
+
+
+JOINER = r"(and|&|as well as|along with|with|together with|but not|except|excluding|not|or)"
+
+
+def without_other(question: str, topic: Mention, other: Mention) -> str:
+    """The question without the other entity and the word joining it to the topic ("X and Y", "Y and X",
+    "X but not Y"), the topic masked: what the topic's own path is found for. Else both masked."""
+    if other.start >= topic.end:
+        joined = re.search(rf"\s*\b{JOINER}\s*$", question[topic.end:name_start(other)], re.I)
+        if joined:
+            cut = topic.end + joined.start()
+            return question[:topic.start] + "something" + question[topic.end:cut] + question[other.end:]
+    elif re.fullmatch(rf"\s*{JOINER}\s*", question[other.end:topic.start], re.I):
+        return question[:other.start] + "something" + question[topic.end:]
+    return mask_all(question, [topic, other])
+
+
+def name_start(mention: Mention) -> int:
+    """Where the entity's name starts inside its mention (a tagged span may take in "but not" before it)."""
+    found = mention.text.casefold().find(mention.candidates[0].name.casefold()) if mention.candidates else -1
+    return mention.start + max(found, 0)
+
+
+def mask_all(question: str, mentions: Sequence[Mention]) -> str:
+    """The question with every entity mention masked."""
+    for m in sorted(mentions, key=lambda m: -m.start):
+        question = question[:m.start] + "something" + question[m.end:]
+    return question
+
+
+@dataclass
+class Planner:
+    """Composes programs for one graph; `search` gives an entity's top paths for a masked question."""
+
+    graph: GraphStore
+    search: Callable[[str, str], list[Path]]
+    """(entity, question with that entity masked) -> its best paths, best first."""
+
+    def compose(self, kind: str, question: str, mentions: Sequence[Mention], literals: Sequence[Literal],
+                topic: str, paths: Sequence[Path]) -> Program:
+        """The program of `kind` around the question's chain: `topic` and its ranked paths, the chosen one
+        first. A filter or superlative takes the first path whose answers have a literal-valued step (the
+        chain search also reads "came out in 1993" and may rank the path to the years first). The chain
+        itself when the question lacks what the kind needs (a second entity, a literal, such a step)."""
+        chain = Program((Branch(topic, paths[0]),))
+        others = [m for m in mentions if m.candidates and m.candidates[0].name != topic]
+        if kind == "count":
+            return Program(chain.branches, aggregate=Aggregate("count"))
+        if kind == "yes/no" and others:
+            return Program(chain.branches, ask=others[0].candidates[0].name)
+        if kind == "conjunction" and others:
+            other = others[0]
+            between = question[self._end_of(mentions, topic):name_start(other)]
+            excluded = bool(EXCEPT.search(between))
+            first = next(m for m in mentions if m.candidates and m.candidates[0].name == topic)
+            for path in self.search(topic, without_other(question, first, other))[:5] or list(paths[:1]):
+                branch = self._second_branch(question, other, path)
+                if branch is None:
+                    continue
+                program = Program((Branch(topic, path),) + (() if excluded else (branch,)),
+                                  exclude=(branch,) if excluded else ())
+                if excluded or self.graph.run_program(program).answers:
+                    return program
+            return chain
+        if kind in ("filter", "superlative"):
+            for path in with_prefixes(paths[:5]):
+                answers = self.graph.expand(topic, path).answers
+                steps = self._literal_steps(answers) if answers and not mostly_literals(answers) else {}
+                if not steps:
+                    continue
+                if kind == "filter" and literals:
+                    constraint = self._constraint(question, literals, steps)
+                    return Program((Branch(topic, path),), constraints=(constraint,))
+                if kind == "superlative":
+                    aggregate = self._aggregate(question, literals, answers, steps)
+                    return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
+        return chain
+
+    @staticmethod
+    def _end_of(mentions: Sequence[Mention], topic: str) -> int:
+        first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
+        return first.end if first else 0
+
+    def _second_branch(self, question: str, mention: Mention, path: Path) -> Branch | None:
+        """The other entity's branch: along the chosen path when it reaches anything from there, else the
+        other entity's own best path for the question."""
+        name = mention.candidates[0].name
+        if path and path[0] in self.graph.next_steps_many([name], [()])[0] and self.graph.expand(name, path).evidence:
+            return Branch(name, path)
+        paths = self.search(name, question[:mention.start] + "something" + question[mention.end:])
+        return Branch(name, paths[0]) if paths else None
+
+    def _literal_steps(self, answers: list[str]) -> dict[Step, dict[str, list[str]]]:
+        """The steps from the answers whose far ends are all literals (numbers), with those ends."""
+        if not answers:
+            return {}
+        sample = answers[:200]
+        steps = sorted({s for found in self.graph.next_steps_many(sample, [()] * len(sample)) for s in found}, key=str)
+        out: dict[Step, dict[str, list[str]]] = {}
+        for step in steps:
+            values = self.graph.neighbours_many(sample, step)
+            flat = [v for vs in values for v in vs]
+            if flat and all(compare_key(v)[0] == 0 for v in flat):
+                out[step] = dict(zip(sample, values))
+        return out
+
+    def _constraint(self, question: str, literals: Sequence[Literal], steps: dict[Step, dict[str, list[str]]]
+                    ) -> Constraint:
+        """The comparison the words before the first literal ask for, on the step whose values look most
+        like it (the same value, then the same magnitude and kind of number)."""
+        value = literals[0]
+        before = question[:value.start][-25:]
+        low, upper = value.text, None
+        if BETWEEN.search(question[:value.start]) and len(literals) >= 2:
+            low, upper = sorted((literals[0].text, literals[1].text), key=compare_key)
+            op = "between"
+        elif BEFORE.search(before):
+            op = "lt"
+        elif AFTER.search(before):
+            op = "gt"
+        else:
+            op = "eq"
+        target = compare_key(value.text)
+
+        def fits(step: Step) -> tuple[int, int, str]:
+            values = [compare_key(v) for vs in steps[step].values() for v in vs]
+            alike = sum(1 for v in values if (v[1] >= 1000) == (target[1] >= 1000)
+                        and float(v[1]).is_integer() == float(target[1]).is_integer())
+            return (sum(1 for v in values if v == target) if op == "eq" else 0, alike, str(step))
+
+        return Constraint(max(steps, key=fits), op, low, upper)
+
+    def _aggregate(self, question: str, literals: Sequence[Literal], answers: list[str],
+                   steps: dict[Step, dict[str, list[str]]]) -> Aggregate | None:
+        """min or max (by the words) over the literal step that fits the words: a step of years for time
+        words, else the one most answers have; by how many neighbours for "most <noun>"."""
+        largest = bool(LARGEST.search(question)) and not SMALLEST.search(question)
+        k = int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
+        by_count = BY_COUNT.search(question)
+        if by_count and not TIME_WORDS.search(question):
+            step = self._count_step(answers, by_count.group(2))
+            if step is not None:
+                return Aggregate("max" if by_count.group(1).lower() == "most" else "min", step, "count", k)
+        wants_time = bool(TIME_WORDS.search(question))
+
+        def fits(step: Step) -> tuple[bool, int, str]:
+            values = [compare_key(v)[1] for vs in steps[step].values() for v in vs]
+            yearly = sum(1 for v in values if float(v).is_integer() and 1000 <= v <= 2100)
+            return ((yearly * 2 >= len(values)) == wants_time, sum(1 for vs in steps[step].values() if vs), str(step))
+
+        return Aggregate("max" if largest else "min", max(steps, key=fits), "value", k)
+
+    def _count_step(self, answers: list[str], noun: str) -> Step | None:
+        """The step from the answers whose relation words share the most with `noun` ("most actors")."""
+        from kgqa.weak_labels import word_stems, _relation_stems
+
+        if not answers:
+            return None
+        wanted = word_stems(noun)
+        steps = sorted({s for found in self.graph.next_steps_many(answers[:200], [()] * min(200, len(answers)))
+                        for s in found}, key=str)
+        named = [s for s in steps if _relation_stems(s.relation) & wanted]
+        return named[0] if named else None
