@@ -30,7 +30,7 @@ from kgqa.types import Mention, Path, Step
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w.])")
 COUNT = re.compile(r"\b(how many|number of|count of|count the)\b", re.I)
 YES_NO = re.compile(r"^\s*(did|does|do|is|was|are|were|has|have|had|can|could|will)\b", re.I)
-EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|not)\b", re.I)
+EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|not|didn't|did not|never|wasn't|was not)\b", re.I)
 BEFORE = re.compile(r"\b(before|earlier than|prior to|until|up to|older than|below|under|less than|lower than)\b", re.I)
 AFTER = re.compile(r"\b(after|later than|since|newer than|above|over|more than|greater than|higher than|from)\b", re.I)
 BETWEEN = re.compile(r"\bbetween\b", re.I)
@@ -71,6 +71,21 @@ def mostly_literals(names: Sequence[str]) -> bool:
 JOINED = re.compile(r"\b(and|both|together|as well as|along with|with|but not|except|excluding|not|or)\b|&", re.I)
 
 
+IRREGULAR = {"wrote": "write", "written": "write", "writer": "write", "writing": "write", "writes": "write",
+             "acted": "act", "actor": "act", "actors": "act", "acting": "act", "actress": "act",
+             "starred": "star", "starring": "star", "stars": "star", "made": "make", "making": "make",
+             "produced": "produc", "producer": "produc", "directing": "direct", "director": "direct",
+             "directed": "direct", "directs": "direct"}
+"""English forms a four-letter stem does not bring together."""
+
+
+def loose_stem(word: str) -> str:
+    """A crude English stem for matching a verb in the question to a relation's words."""
+    word = word.lower().strip("'")
+    word = IRREGULAR.get(word, word)
+    return word[:4] if len(word) > 4 else word
+
+
 def wants_two(masked_question: str) -> bool:
     """Whether a question (its mentions masked) may be about two entities: words that join or exclude, or
     a yes/no opening."""
@@ -96,8 +111,8 @@ def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Lit
             return "superlative"
     if literals:
         return "filter"
-    if joined:
-        return "conjunction"
+    if joined or (len(mentions) == 1 and (JOINED.search(question) or EXCEPT.search(question))):
+        return "conjunction"  # one entity: two of its relations ("written and directed by X"), if named
     return "chain"
 
 
@@ -161,6 +176,8 @@ class Planner:
             return Program(chain.branches, aggregate=Aggregate("count"))
         if kind == "yes/no" and others:
             return Program(chain.branches, ask=others[0].candidates[0].name)
+        if kind == "conjunction" and not others:
+            return self._two_relations(question, mentions, topic) or chain
         if kind == "conjunction" and others:
             other = others[0]
             between = question[self._end_of(mentions, topic):name_start(other)]
@@ -188,6 +205,35 @@ class Planner:
                     aggregate = self._aggregate(question, literals, answers, steps)
                     return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
         return chain
+
+    def _two_relations(self, question: str, mentions: Sequence[Mention], topic: str) -> Program | None:
+        """One entity, two of its relations named on either side of a joining word: both ("written and
+        directed by X"), or the first without the second ("what did X write without directing")."""
+        from kgqa.retrieval.paths import relation_words
+
+        masked = mask_all(question, mentions)
+        steps = self.graph.next_steps_many([topic], [()])[0]
+        words = [(m.start(), m.end(), loose_stem(m.group())) for m in re.finditer(r"[a-zA-Z']{3,}", masked)]
+        named: list[tuple[int, int, Step]] = []
+        for step in steps:
+            stems = {loose_stem(w) for w in relation_words(step.relation).split() if len(w) >= 3}
+            at = next(((start, end) for start, end, stem in words if stem in stems), None)
+            if at is not None:
+                named.append((*at, step))
+        named.sort(key=lambda x: (x[0], str(x[2])))
+        if len(named) < 2 or named[0][0] == named[1][0]:
+            return None
+        (_, first_end, first), (second_at, _, second) = named[:2]
+        between = masked[first_end:second_at]
+        if len(between.split()) > 3:  # "written and directed", "write without directing": side by side
+            return None
+        if EXCEPT.search(between):
+            program = Program((Branch(topic, (first,)),), exclude=(Branch(topic, (second,)),))
+        elif JOINED.search(between):
+            program = Program((Branch(topic, (first,)), Branch(topic, (second,))))
+        else:
+            return None
+        return program if self.graph.run_program(program).answers else None
 
     @staticmethod
     def _end_of(mentions: Sequence[Mention], topic: str) -> int:
