@@ -1,0 +1,60 @@
+"""Questions beyond one chain, asked in words, answered by the agent through query programs (kgqa.planner):
+two entities, exclusion, literal filters, counts, superlatives and yes/no, on a small invented film graph
+with the untrained models (name matching, the packaged embedder), on the embedded store."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgqa.agent import Agent
+from kgqa.config import load_settings
+from kgqa.planner import cue_shape, loose_stem, split_mentions, with_prefixes
+from kgqa.types import Entity, Mention, parse_path
+from tests.test_program import TRIPLES
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory) -> Agent:
+    folder = tmp_path_factory.mktemp("planner")
+    graph = folder / "films.tsv"
+    graph.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in TRIPLES))
+    return Agent(load_settings(overrides={"graph": str(graph), "cache_dir": str(folder / "cache")}))
+
+
+@pytest.mark.parametrize("question, kind, answers", [
+    ("which films did Tam Hollis and Meg Arden both star in", "conjunction", ["Harbour Lights", "Night Ferry"]),
+    ("which films starring Tam Hollis were released after 1995", "filter", ["Night Ferry", "Salt Road"]),
+    ("which Ona Brisk films came out in 1993", "filter", ["Harbour Lights", "Quiet Field"]),
+    ("what is the earliest film starring Rex Pell", "superlative", ["Glass Orchard"]),
+    ("which film directed by Ivo Grant has the most actors", "superlative", ["Night Ferry"]),
+    ("who directed Salt Road", "chain", ["Ona Brisk"]),
+])
+def test_set_questions_become_programs_with_the_graphs_answers(agent, question, kind, answers):
+    result = agent.answer(question)
+    assert (result.kind, sorted(result.answer_names)) == (kind, answers), result.program
+    assert result.program is not None and all(a.evidence for a in result.answers)
+
+
+def test_yes_no_says_which_triple_decides(agent):
+    yes = agent.answer("did Ona Brisk direct Salt Road")
+    assert (yes.kind, yes.yes) == ("yes/no", True) and yes.reply == "Yes: Salt Road | directed_by | Ona Brisk"
+    no = agent.answer("did Ivo Grant direct Salt Road")
+    assert (no.kind, no.yes) == ("yes/no", False) and no.reply.startswith("No") and "Ona Brisk" in no.reply
+
+
+def test_a_count_states_the_number(agent):
+    result = agent.answer("how many films has Tam Hollis starred in")
+    assert (result.kind, result.count) == ("count", 3) and result.reply.startswith("3 (")
+
+
+def test_cue_words_are_read_outside_the_names():
+    best = Mention("The Best Years", 10, 24, (Entity("The Best Years"),))
+    assert cue_shape("who is in The Best Years", [best], []) == "chain"  # "best" is part of a title
+    year = Mention("1990", 30, 34, (Entity("1990"),))
+    entities, literals = split_mentions("films with Tom Hanks released before 1990", [year])
+    assert entities == [] and [l.text for l in literals] == ["1990"]
+    entities, literals = split_mentions("who starred in 1990", [Mention("1990", 15, 19, (Entity("1990"),))], "1990")
+    assert len(entities) == 1 and literals == []  # a film called 1990 that is the topic stays an entity
+    assert with_prefixes([parse_path("starred_actors_inv|release_year")]) == [
+        parse_path("starred_actors_inv|release_year"), parse_path("starred_actors_inv")]
+    assert loose_stem("wrote") == loose_stem("written") == loose_stem("writing")
