@@ -39,6 +39,17 @@ LARGEST = re.compile(r"\b(latest|last|newest|most recent|highest|best|top|most|g
 BY_COUNT = re.compile(r"\b(most|fewest|least)\s+(\w+)", re.I)
 TIME_WORDS = re.compile(r"\b(earliest|latest|first|last|oldest|newest|recent|year|when|before|after|since)\b", re.I)
 
+CLASS_VALUES = 30
+"""A step with more distinct values than this among a chain's answers (tags, titles) names no class."""
+
+
+def plural(word: str) -> str:
+    """The English plural of a class name: drama -> dramas, comedy -> comedies."""
+    if word.endswith("y") and len(word) > 3 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 KINDS = ("chain", "conjunction", "filter", "count", "superlative", "yes/no")
 
 
@@ -205,6 +216,49 @@ class Planner:
                     aggregate = self._aggregate(question, literals, answers, steps)
                     return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
         return chain
+
+    def narrow_by_class(self, program: Program, question: str, mentions: Sequence[Mention],
+                        paths: Sequence[Path] = ()) -> Program:
+        """A chain whose question also names a class its answers fall into ("which dramas has X been in",
+        "what did X direct other than comedies"): the value of a step from the answers whose name the
+        question uses (also as a plural), shared by some of the answers but not all, on a step with few
+        values among them (a genre or a language, not a free tag). Joined as a branch from the value, or
+        subtracted after "other than", "not", "except"."""
+        if len(program.branches) != 1 or program.exclude or program.constraints or program.aggregate or program.ask:
+            return program
+        masked = mask_all(question, mentions).casefold()
+        words = set(re.findall(r"[a-z][a-z'-]{3,}", masked))
+        topic = program.branches[0].entity
+        for path in [program.branches[0].path] + [p for p in paths[:3] if p != program.branches[0].path]:
+            narrowed = self._class_of(Program((Branch(topic, path),)), masked, words)
+            if narrowed is not None:
+                return narrowed
+        return program
+
+    def _class_of(self, program: Program, masked: str, words: set[str]) -> Program | None:
+        branch = program.branches[0]
+        answers = self.graph.expand(branch.entity, branch.path).answers[:200]
+        if len(answers) < 2:
+            return None
+        steps = sorted({s for found in self.graph.next_steps_many(answers, [()] * len(answers)) for s in found}, key=str)
+        for step in steps:
+            values = self.graph.neighbours_many(answers, step)
+            distinct = {v for vs in values for v in vs}
+            if not distinct or len(distinct) > CLASS_VALUES:
+                continue
+            for value in sorted(distinct):
+                folded = value.casefold()
+                if not (folded in words or plural(folded) in words) or not folded.isalpha():
+                    continue
+                holders = sum(1 for vs in values if value in vs)
+                if holders == len(answers):
+                    continue
+                where = masked.find(folded)
+                joined = Branch(value, (Step(step.relation, not step.inverse),))
+                if EXCEPT.search(masked[max(0, where - 20):where]):
+                    return Program(program.branches, exclude=(joined,))
+                return Program(program.branches + (joined,))
+        return None
 
     def _two_relations(self, question: str, mentions: Sequence[Mention], topic: str) -> Program | None:
         """One entity, two of its relations named on either side of a joining word: both ("written and

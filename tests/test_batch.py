@@ -269,11 +269,14 @@ def small_context_llm(tmp_path):
 
 
 def kgqa_batch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    # the LLM is asked for every question, with room in the prompt budget for a long question
+    # the LLM is asked for every question, with room in the prompt budget for a long question and few-shot
+    # examples (the tiny graph has no pool of its own: the packaged one is named)
+    from kgqa.prompting import default_pool_file
+
     return subprocess.run([sys.executable, "-m", "kgqa.cli", "batch", *args], capture_output=True, text=True,
                           timeout=600, cwd=REPO, env={**os.environ, "COLUMNS": "300", "KGQA_LLM_MARGIN": "2",
                                                       "KGQA_LLM_PROMPT_TOKENS": "4000", "KGQA_LLM_MODEL": "smollm2",
-                                                      **(env or {})})
+                                                      "KGQA_FEWSHOT_POOL": str(default_pool_file()), **(env or {})})
 
 
 QUESTIONS = ["who directed Kismet", "when was Dishonored released",

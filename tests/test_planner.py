@@ -13,11 +13,16 @@ from kgqa.types import Entity, Mention, parse_path
 from tests.test_program import TRIPLES
 
 
+GENRES = [("Harbour Lights", "has_genre", "Drama"), ("Salt Road", "has_genre", "Comedy"),
+          ("Quiet Field", "has_genre", "Drama"), ("Night Ferry", "has_genre", "Thriller"),
+          ("Glass Orchard", "has_genre", "Drama")]
+
+
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory) -> Agent:
     folder = tmp_path_factory.mktemp("planner")
     graph = folder / "films.tsv"
-    graph.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in TRIPLES))
+    graph.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in TRIPLES + GENRES))
     return Agent(load_settings(overrides={"graph": str(graph), "cache_dir": str(folder / "cache")}))
 
 
@@ -28,6 +33,8 @@ def agent(tmp_path_factory) -> Agent:
     ("what is the earliest film starring Rex Pell", "superlative", ["Glass Orchard"]),
     ("which film directed by Ivo Grant has the most actors", "superlative", ["Night Ferry"]),
     ("who directed Salt Road", "chain", ["Ona Brisk"]),
+    ("which dramas has Tam Hollis starred in", "conjunction", ["Harbour Lights"]),  # a class named by its value
+    ("which films did Ona Brisk direct, other than comedies", "conjunction", ["Harbour Lights", "Quiet Field"]),
 ])
 def test_set_questions_become_programs_with_the_graphs_answers(agent, question, kind, answers):
     result = agent.answer(question)
