@@ -214,7 +214,9 @@ class Agent:
         found = []
         for m in self._names.link(question):
             text = question[m.start:m.end]
-            if any(s < m.end and m.start < e for s, e in taken) or not (" " in text.strip() or text[:1].isupper()):
+            named = m.candidates[0].name.casefold() == text.strip().casefold() if m.candidates else False
+            if any(s < m.end and m.start < e for s, e in taken) or not named \
+                    or not (" " in text.strip() or text[:1].isupper()):
                 continue
             taken.append((m.start, m.end))
             found.append(m)

@@ -29,7 +29,8 @@ from kgqa.types import Mention, Path, Step
 
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w.])")
 COUNT = re.compile(r"\b(how many|number of|count of|count the)\b", re.I)
-YES_NO = re.compile(r"^\s*(did|does|do|is|was|are|were|has|have|had|can|could|will)\b", re.I)
+YES_NO = re.compile(r"^\s*(did|does|do|is|was|are|were|has|have|had|would you call|(can|could|will)(?!\s+you\b))\b", re.I)
+"""A yes/no opening (not a request: "can you name a film ..." asks for films)."""
 EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|not|didn't|did not|never|wasn't|was not)\b", re.I)
 BEFORE = re.compile(r"\b(before|earlier than|prior to|until|up to|older than|below|under|less than|lower than)\b", re.I)
 AFTER = re.compile(r"\b(after|later than|since|newer than|above|over|more than|greater than|higher than|from)\b", re.I)
@@ -113,7 +114,7 @@ def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Lit
     else:
         joined = False
     question = mask_all(question, mentions)
-    if YES_NO.match(question) and len(mentions) >= 2:
+    if YES_NO.match(question) and (len(mentions) >= 2 or literals or len(mentions) == 1):
         return "yes/no"
     if COUNT.search(question):
         return "count"
@@ -185,8 +186,8 @@ class Planner:
         others = [m for m in mentions if m.candidates and m.candidates[0].name != topic]
         if kind == "count":
             return Program(chain.branches, aggregate=Aggregate("count"))
-        if kind == "yes/no" and others:
-            return Program(chain.branches, ask=others[0].candidates[0].name)
+        if kind == "yes/no":
+            return self._yes_no(question, mentions, literals, topic, paths, others) or chain
         if kind == "conjunction" and not others:
             return self._two_relations(question, mentions, topic) or chain
         if kind == "conjunction" and others:
@@ -216,6 +217,38 @@ class Planner:
                     aggregate = self._aggregate(question, literals, answers, steps)
                     return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
         return chain
+
+    def _yes_no(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal], topic: str,
+                paths: Sequence[Path], others: Sequence[Mention]) -> Program | None:
+        """Is the other entity (a named one, a number, or a class the question names: "is X a comedy")
+        among the answers of the topic's path: the first ranked path (or prefix) that reaches it, else the
+        first that reaches things of its kind (numbers for a number)."""
+        if others:
+            return Program((Branch(topic, paths[0]),), ask=others[0].candidates[0].name)
+        candidates = with_prefixes(paths[:5])
+        if literals:
+            value = literals[0].text
+            for path in candidates:
+                answers = self.graph.expand(topic, path).answers
+                if any(compare_key(a) == compare_key(value) for a in answers):
+                    return Program((Branch(topic, path),), ask=value)
+            for path in candidates:
+                answers = self.graph.expand(topic, path).answers
+                if answers and mostly_literals(answers):
+                    return Program((Branch(topic, path),), ask=value)
+            return None
+        masked = mask_all(question, mentions).casefold()
+        words = re.findall(r"[a-z][a-z'-]{3,}", masked)
+        steps = self.graph.next_steps_many([topic], [()])[0]
+        for word in words:
+            options = []
+            for name in self.graph.find_entities(word)[:3]:
+                back = {Step(s.relation, not s.inverse) for s in self.graph.next_steps_many([name], [()])[0]}
+                options += [(len(self.graph.neighbours(topic, s)), str(s), s, name) for s in steps if s in back]
+            if options:  # the step the topic has fewest values on: a genre, not one of many tags
+                _, _, step, name = min(options)
+                return Program((Branch(topic, (step,)),), ask=name)
+        return None
 
     def narrow_by_class(self, program: Program, question: str, mentions: Sequence[Mention],
                         paths: Sequence[Path] = ()) -> Program:

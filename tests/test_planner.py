@@ -49,6 +49,15 @@ def test_yes_no_says_which_triple_decides(agent):
     assert (no.kind, no.yes) == ("yes/no", False) and no.reply.startswith("No") and "Ona Brisk" in no.reply
 
 
+def test_yes_no_about_a_number_or_a_class_the_question_names(agent):
+    year = agent.answer("was Salt Road released in 1998")
+    assert (year.kind, year.yes) == ("yes/no", True) and year.reply == "Yes: Salt Road | release_year | 1998"
+    assert agent.answer("was Salt Road released in 2001").yes is False
+    assert agent.answer("is Harbour Lights a drama").yes is True
+    genre = agent.answer("is Salt Road a drama")
+    assert genre.yes is False and genre.program["ask"] == "Drama"
+
+
 def test_a_count_states_the_number(agent):
     result = agent.answer("how many films has Tam Hollis starred in")
     assert (result.kind, result.count) == ("count", 3) and result.reply.startswith("3 (")
