@@ -186,7 +186,7 @@ class Agent:
             kind = cue_shape(result.question, mentions, literals)
             program = (self.planner.compose(kind, result.question, mentions, literals, result.entity, chain_paths)
                        if kind != "chain" else Program((Branch(result.entity, chain_paths[0]),)))
-            program = self.planner.narrow_by_class(program, result.question, mentions, chain_paths)
+            program = self.planner.narrow_by_class(program, result.question, mentions)
             result.kind, result.program = program.kind, program.to_json()
             if program.kind == "chain":
                 continue

@@ -250,8 +250,7 @@ class Planner:
                 return Program((Branch(topic, (step,)),), ask=name)
         return None
 
-    def narrow_by_class(self, program: Program, question: str, mentions: Sequence[Mention],
-                        paths: Sequence[Path] = ()) -> Program:
+    def narrow_by_class(self, program: Program, question: str, mentions: Sequence[Mention]) -> Program:
         """A chain whose question also names a class its answers fall into ("which dramas has X been in",
         "what did X direct other than comedies"): the value of a step from the answers whose name the
         question uses (also as a plural), shared by some of the answers but not all, on a step with few
@@ -261,12 +260,7 @@ class Planner:
             return program
         masked = mask_all(question, mentions).casefold()
         words = set(re.findall(r"[a-z][a-z'-]{3,}", masked))
-        topic = program.branches[0].entity
-        for path in [program.branches[0].path] + [p for p in paths[:3] if p != program.branches[0].path]:
-            narrowed = self._class_of(Program((Branch(topic, path),)), masked, words)
-            if narrowed is not None:
-                return narrowed
-        return program
+        return self._class_of(program, masked, words) or program
 
     def _class_of(self, program: Program, masked: str, words: set[str]) -> Program | None:
         branch = program.branches[0]
