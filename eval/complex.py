@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kgqa.config import load_settings  # noqa: E402
+from kgqa.evaluate import answer_metrics  # noqa: E402
 from kgqa.graph import bundled_graph_file, open_graph  # noqa: E402
 from kgqa.graph.loaders import read_triples  # noqa: E402
 from kgqa.graph.store import GraphStore  # noqa: E402
@@ -612,15 +613,6 @@ def load(path: Path = OUT) -> list[dict[str, Any]]:
 # ---- scoring ----------------------------------------------------------------------------------------------
 
 
-def _f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
-    p, g = set(predicted), set(gold)
-    hit = len(p & g)
-    if not hit:
-        return 0.0
-    precision, recall = hit / len(p), hit / len(g)
-    return 2 * precision * recall / (precision + recall)
-
-
 def score(records: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per-kind metrics (percent) and `overall`: Hits@1 (the top answer is gold) and F1 of the answer set for
     chain, conjunction, filter and superlative; exact match of `count` and of `yes` for count and yes/no.
@@ -635,7 +627,7 @@ def score(records: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any
         if kind in SET_KINDS:
             answers = list(predicted.get("answers") or [])
             right[kind].append(float(bool(answers) and answers[0] in set(gold["answers"])))
-            f1[kind].append(_f1(answers, gold["answers"]))
+            f1[kind].append(answer_metrics(answers, gold["answers"])["f1"])
         elif kind == "count":
             right[kind].append(float(predicted.get("count") == gold["count"]))
         else:

@@ -276,13 +276,11 @@ class Writer:
 
 
 def score(predicted: list[str], gold: list[str]) -> dict[str, float]:
-    gold_set, pred_set = set(gold), set(predicted)
-    hit = float(bool(predicted) and predicted[0] in gold_set)
-    common = len(gold_set & pred_set)
-    precision = common / len(pred_set) if pred_set else 0.0
-    recall = common / len(gold_set) if gold_set else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"hits@1": hit, "f1": f1, "exact": float(pred_set == gold_set)}
+    """Hits@1, F1 and exact match of a turn (kgqa.evaluate.answer_metrics)."""
+    from kgqa.evaluate import answer_metrics
+
+    metrics = answer_metrics(predicted, gold)
+    return {"hits@1": metrics["hits@1"], "f1": metrics["f1"], "exact": metrics["exact_match"]}
 
 
 def run(args: argparse.Namespace) -> None:

@@ -267,7 +267,7 @@ class Planner:
         answers = self.graph.expand(branch.entity, branch.path).answers[:200]
         if len(answers) < 2:
             return None
-        steps = sorted({s for found in self.graph.next_steps_many(answers, [()] * len(answers)) for s in found}, key=str)
+        steps = self._steps_from(answers)
         for step in steps:
             values = self.graph.neighbours_many(answers, step)
             distinct = {v for vs in values for v in vs}
@@ -330,12 +330,17 @@ class Planner:
         paths = self.search(name, question[:mention.start] + "something" + question[mention.end:])
         return Branch(name, paths[0]) if paths else None
 
+    def _steps_from(self, entities: list[str]) -> list[Step]:
+        """Every step walkable from any of the entities, sorted by text."""
+        found = self.graph.next_steps_many(entities, [()] * len(entities))
+        return sorted({s for steps in found for s in steps}, key=str)
+
     def _literal_steps(self, answers: list[str]) -> dict[Step, dict[str, list[str]]]:
         """The steps from the answers whose far ends are all literals (numbers), with those ends."""
         if not answers:
             return {}
         sample = answers[:200]
-        steps = sorted({s for found in self.graph.next_steps_many(sample, [()] * len(sample)) for s in found}, key=str)
+        steps = self._steps_from(sample)
         out: dict[Step, dict[str, list[str]]] = {}
         for step in steps:
             values = self.graph.neighbours_many(sample, step)
@@ -397,7 +402,6 @@ class Planner:
         if not answers:
             return None
         wanted = word_stems(noun)
-        steps = sorted({s for found in self.graph.next_steps_many(answers[:200], [()] * min(200, len(answers)))
-                        for s in found}, key=str)
+        steps = self._steps_from(answers[:200])
         named = [s for s in steps if _relation_stems(s.relation) & wanted]
         return named[0] if named else None
