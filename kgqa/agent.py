@@ -11,7 +11,7 @@ from kgqa.encoder import clean_text, load_embedder, load_torch_embedder
 from kgqa.graph import Expansion, GraphStore, open_graph
 from kgqa.linking import NameMatchLinker, make_linker
 from kgqa.llm import make_llm
-from kgqa.llm.tasks import Choice, PathChooser, ReplyWriter
+from kgqa.llm.tasks import Choice, PathChooser, QuestionRewriter, ReplyWriter
 from kgqa.model_store import fewshot_pool_file, say_models_once
 from kgqa.planner import Planner, cue_shape, mask_all, split_mentions, wants_two
 from kgqa.program import Branch, Program
@@ -95,6 +95,7 @@ class Agent:
         self.llm = make_llm(settings)
         self.chooser: PathChooser | None = None
         self.replier: ReplyWriter | None = None
+        self.rewriter: QuestionRewriter | None = None  # follow-ups in chat (kgqa.conversation)
         if self.llm is not None:
             pool_file = fewshot_pool_file(settings, self.graph)
             pool = ExamplePool.load(pool_file, self.embedder, settings.cache_dir) if pool_file else None
@@ -102,6 +103,7 @@ class Agent:
             self.chooser = PathChooser(self.llm, pool, budget=settings.llm_prompt_tokens, margin=settings.llm_margin,
                                        templates=templates)
             self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
+            self.rewriter = QuestionRewriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
         self.reranker = load_reranker(settings, self.graph, backend)  # the trained reranker when there is one
         self.planner = Planner(self.graph, self._paths_for)
         self._names: NameMatchLinker | None = None  # extra mentions for questions about two entities

