@@ -238,10 +238,14 @@ def _possessive(name: str) -> str:
 class Resolver:
     """Reads a question against the conversation so far; the linker says whether it names an entity."""
 
-    def __init__(self, linker: Any, find_entities: Any = None) -> None:
-        """find_entities: the graph's exact name lookup, tried on a number or capitalised word the linker missed."""
+    def __init__(self, linker: Any, find_entities: Any = None, walk: Any = None, topic_as_answer: bool = True) -> None:
+        """find_entities: the graph's exact name lookup, tried on a number or capitalised word the linker missed;
+        walk: the graph's expand_many, for "his films" (what an earlier path reaches back from him);
+        topic_as_answer: the graph's setting (false: "who starred in his films" never answers him)."""
         self.linker = linker
         self.find_entities = find_entities
+        self.walk = walk
+        self.topic_as_answer = topic_as_answer
 
     def options(self, question: str, context: list[Turn]) -> list[Resolution]:
         """The readings of the question, preferred first (one, unless a reference is ambiguous)."""
@@ -286,6 +290,17 @@ class Resolver:
         readings = []
         noun = _WORD.findall(body[refs[0].start:refs[0].end])[-1] if refs[0].kind == "neuter" else ""
         for referent in referents(refs[0], context, noun if " " in body[refs[0].start:refs[0].end] else ""):
+            owned = self._owned(body, refs, referent, context)
+            if owned is not None:  # "his films": the films he directed, each asked about
+                end, things = owned
+                asks = [(_substitute(text, marks + [(refs[0].start, end, name)]), name) for name in things]
+                shown = _substitute(text, marks + [(refs[0].start, end, names_list(things))])
+                shown += f" ({_possessive(names_list(referent.entities))} {body[refs[0].end:end].strip()})"
+                reading = self._finish(question, shown, asks, rules + ["possessive set"], referent, last,
+                                       restrict_to, mentions, context)
+                if not self.topic_as_answer:  # the graph's convention: he is this question's topic
+                    reading.exclude |= frozenset(referent.entities)
+                readings.append(reading)
             members = referent.entities[:MAX_MEMBERS]
             asks = [(_substitute(text, marks + self._fill(refs, body, name)), name) for name in members]
             shown = _substitute(text, marks + self._fill(refs, body, names_list(members)))
@@ -293,6 +308,22 @@ class Resolver:
         if not readings:  # nothing earlier to refer to: as written
             return [Resolution(question, question, [(question, None)])]
         return readings
+
+    def _owned(self, body: str, refs: list[Reference], referent: Referent, context: list[Turn]
+               ) -> tuple[int, list[str]] | None:
+        """'his films' where "he" is an earlier answer: what the earlier path reaches walked back from him
+        (after "who directed Kismet", the films he directed), and where the noun ends. None otherwise."""
+        ref = refs[0]
+        after = re.match(r"\s+[a-z]+s\b", body[ref.end:])
+        if self.walk is None or len(refs) > 1 or not ref.possessive or not after or referent.role != "answers":
+            return None
+        turn = next((t for t in context if t.number == referent.turn), None)
+        path = turn.result.path if turn else None
+        if not path or " & " in path:
+            return None
+        back = parse_path(reversed_path(path))
+        things = sorted({name for e in self.walk(list(referent.entities[:MAX_MEMBERS]), back) for name in e.evidence})
+        return (ref.end + after.end(), things[:MAX_MEMBERS]) if things else None
 
     def _exact_name(self, text: str) -> str | None:
         """A number or a capitalised word of the question that is exactly a name in the graph."""
@@ -515,7 +546,9 @@ class Conversation:
     def __init__(self, agent: Answerer) -> None:
         self.agent = agent
         graph = getattr(agent, "graph", None)
-        self.resolver = Resolver(agent.linker, graph.find_entities if graph is not None else None)
+        self.resolver = Resolver(agent.linker, graph.find_entities if graph is not None else None,
+                                 graph.expand_many if graph is not None else None,
+                                 getattr(graph, "topic_as_answer", True))
         self.rewriter = getattr(agent, "rewriter", None)  # with an LLM: follow-ups no rule can read
         self.turns: list[Turn] = []
         self.context: list[Turn] = []

@@ -133,6 +133,23 @@ def test_of_them_restricts_to_the_previous_answers(conversation):
     assert directors.result.answer_names == ["Josef von Sternberg"]
 
 
+def test_his_films_are_what_the_earlier_path_reaches_back_from_him(conversation):
+    conversation.reset()
+    ask(conversation, "who directed Kismet")
+    follow = ask(conversation, "when were his films released")
+    assert "possessive set" in follow.resolution.rules
+    assert sorted(t for _, t in follow.resolution.asks) == ["Kismet", "The Life of Emile Zola"]  # he directed both
+    assert sorted(follow.result.answer_names) == ["1937", "1944"]
+    conversation.reset()
+    ask(conversation, "who directed Kismet")
+    conversation.resolver.topic_as_answer = False  # a graph whose topic is never an answer (MetaQA's)
+    try:
+        again = ask(conversation, "who directed his films")
+    finally:
+        conversation.resolver.topic_as_answer = True
+    assert "William Dieterle" in again.resolution.exclude and again.result.answer_names == []
+
+
 def test_them_asks_about_every_earlier_answer(conversation):
     conversation.reset()
     ask(conversation, "what films did marlene dietrich star in")
