@@ -3,6 +3,9 @@
     .venv/bin/python eval/complex.py                  # (re)writes eval/data/complex/test.jsonl, deterministic
     .venv/bin/python eval/complex.py check            # gold programs on the embedded store, and on Neo4j
                                                       #   when KGQA_TEST_NEO4J names a server holding MetaQA
+    .venv/bin/python eval/complex.py --seed 1212 --out eval/data/complex/dev.jsonl
+                                                      # a development set (another sample, same wordings):
+                                                      #   the one to look at and tune on
 
 Questions are written from wordings made for this set (not kgqa.program_writer's templates): chain,
 conjunction (with "but not"), filter, count, superlative and yes/no, 60 of each. Topics are sampled with
@@ -700,12 +703,21 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["check"]:
         print(json.dumps(check(load()), indent=2))
         return 0
-    records = write_set()
-    save(records)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the complex-question set (the test set by default).")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"sampling seed (the test set: {SEED})")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    records = write_set(seed=args.seed)
+    if args.seed != SEED:  # a development set: no question of the test set in it
+        test = {r["question"].lower() for r in load()} if OUT.exists() else set()
+        records = [r for r in records if r["question"].lower() not in test]
+    save(records, args.out)
     counts: dict[str, int] = defaultdict(int)
     for r in records:
         counts[r["kind"]] += 1
-    print(f"wrote {len(records)} questions to {OUT.relative_to(ROOT)}: {dict(counts)}")
+    print(f"wrote {len(records)} questions to {args.out}: {dict(counts)}")
     return 0
 
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kgqa.graph.store import GraphStore
 from kgqa.program import Aggregate, Branch, Constraint, Program, compare_key
+from kgqa.retrieval.paths import relation_stems, relation_words, word_stems
 from kgqa.types import Mention, Path, Step
 
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w.])")
@@ -66,13 +67,32 @@ class Literal:
 def split_mentions(question: str, mentions: Sequence[Mention], topic: str | None = None
                    ) -> tuple[list[Mention], list[Literal]]:
     """The entity mentions, and the numbers of the question: a mention that is only a number (a year the
-    graph also holds as a node) counts as a number, unless it is the question's topic (a film called 2010)."""
-    entities = [m for m in mentions if not NUMBER.fullmatch(m.text.strip())
-                or (m.candidates and m.candidates[0].name == topic)]
+    graph also holds as a node) counts as a number, unless it is the question's topic (a film called 2010).
+    Besides the topic, only mentions typed as their entity's name count: a fuzzy match of ordinary words
+    ("last?" -> Blast, "the westerns" -> The Westerner) is no second entity, and its words stay cue words."""
+    def is_topic(m: Mention) -> bool:
+        return bool(m.candidates) and m.candidates[0].name == topic
+
+    entities = [m for m in mentions if is_topic(m) or (exact_name(m) and not NUMBER.fullmatch(m.text.strip(PUNCTUATION)))]
     taken = [(m.start, m.end) for m in entities]
     literals = [Literal(m.group(1).replace(",", ""), m.start(1), m.end(1)) for m in NUMBER.finditer(question)
                 if not any(s <= m.start(1) < e for s, e in taken)]
     return entities, literals
+
+
+PUNCTUATION = " \t?!.,;:'\"()"
+WH_OR_REQUEST = re.compile(r"\b(who|whom|whose|what|which|when|where|why|how|name|list|show|give|tell|find)\b", re.I)
+"""Words that ask for a set or a value; a question with neither these nor an auxiliary opening, naming two
+entities ("Feed: directed by Brett Leonard?"), asks whether they are related."""
+
+
+def exact_name(mention: Mention) -> bool:
+    """Whether the mention is typed as the name it links to, give or take punctuation and a leading article
+    (not a fuzzy match: "the westerns" -> The Westerner)."""
+    def bare(text: str) -> str:
+        return re.sub(r"^(the|a|an)\s+", "", text.strip(PUNCTUATION).casefold())
+
+    return bool(mention.candidates) and bare(mention.candidates[0].name) == bare(mention.text)
 
 
 def mostly_literals(names: Sequence[str]) -> bool:
@@ -113,8 +133,11 @@ def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Lit
         joined = bool(JOINED.search(between) or EXCEPT.search(between))
     else:
         joined = False
+    named = [m for m in mentions if exact_name(m)]
     question = mask_all(question, mentions)
     if YES_NO.match(question) and (len(mentions) >= 2 or literals or len(mentions) == 1):
+        return "yes/no"
+    if len(named) >= 2 and not joined and not WH_OR_REQUEST.search(question) and not literals:
         return "yes/no"
     if COUNT.search(question):
         return "count"
@@ -125,6 +148,8 @@ def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Lit
         return "filter"
     if joined or (len(mentions) == 1 and (JOINED.search(question) or EXCEPT.search(question))):
         return "conjunction"  # one entity: two of its relations ("written and directed by X"), if named
+    if len(named) >= 2:  # "which Joan Chen movies feature Anthony LaPaglia": both, when they share answers
+        return "conjunction"
     return "chain"
 
 
@@ -184,8 +209,12 @@ class Planner:
         itself when the question lacks what the kind needs (a second entity, a literal, such a step)."""
         chain = Program((Branch(topic, paths[0]),))
         others = [m for m in mentions if m.candidates and m.candidates[0].name != topic]
-        if kind == "count":
-            return Program(chain.branches, aggregate=Aggregate("count"))
+        if kind == "count":  # how many of the set the rest of the question asks for (a filter, two entities)
+            plain = COUNT.sub(lambda m: "which".ljust(len(m.group())), question)  # offsets kept
+            inner = cue_shape(plain, mentions, literals)
+            inner = inner if inner in ("conjunction", "filter") else "chain"
+            program = self.compose(inner, plain, mentions, literals, topic, paths) if inner != "chain" else chain
+            return replace(program, aggregate=Aggregate("count"))
         if kind == "yes/no":
             return self._yes_no(question, mentions, literals, topic, paths, others) or chain
         if kind == "conjunction" and not others:
@@ -195,15 +224,22 @@ class Planner:
             between = question[self._end_of(mentions, topic):name_start(other)]
             excluded = bool(EXCEPT.search(between))
             first = next(m for m in mentions if m.candidates and m.candidates[0].name == topic)
-            for path in self.search(topic, without_other(question, first, other))[:5] or list(paths[:1]):
-                branch = self._second_branch(question, other, path)
-                if branch is None:
-                    continue
-                program = Program((Branch(topic, path),) + (() if excluded else (branch,)),
-                                  exclude=(branch,) if excluded else ())
-                if excluded or self.graph.run_program(program).answers:
-                    return program
+            # shorter paths first: two entities usually share direct neighbours, and a longer path to a class
+            # (a genre, a year) shares answers with anything
+            own = sorted(with_prefixes(self.search(topic, without_other(question, first, other))[:5] or paths[:1]), key=len)
+            for path in own:
+                for branch in self._second_branches(question, other, path):
+                    program = Program((Branch(topic, path),) + (() if excluded else (branch,)),
+                                      exclude=(branch,) if excluded else ())
+                    if excluded or self.graph.run_program(program).answers:
+                        return program
             return chain
+        if kind == "superlative":
+            by_count = BY_COUNT.search(mask_all(question, mentions))
+            if by_count and not TIME_WORDS.search(question):
+                counted = self._most_by_count(by_count, literals, topic, paths)
+                if counted is not None:
+                    return counted
         if kind in ("filter", "superlative"):
             for path in with_prefixes(paths[:5]):
                 answers = self.graph.expand(topic, path).answers
@@ -217,6 +253,26 @@ class Planner:
                     aggregate = self._aggregate(question, literals, answers, steps)
                     return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
         return chain
+
+    def _most_by_count(self, by_count: re.Match, literals: Sequence[Literal], topic: str, paths: Sequence[Path]
+                       ) -> Program | None:
+        """"Which film has the most actors": the answers ordered by how many neighbours the step the noun
+        names reaches. "Who in X has made the most films" names no step: the chain found walks on to those
+        films, so its entities before the last step are ordered by how many the last step reaches."""
+        op = "max" if by_count.group(1).lower() == "most" else "min"
+        k = int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
+        wanted = word_stems(by_count.group(2))
+        for path in paths[:5]:  # the chain walks on to what is counted: its entities before that step
+            if len(path) >= 2 and relation_stems(path[-1].relation) & wanted:
+                return Program((Branch(topic, path[:-1]),), aggregate=Aggregate(op, path[-1], "count", k))
+        for path in paths[:5]:
+            step = self._count_step(self.graph.expand(topic, path).answers, by_count.group(2))
+            if step is not None:
+                return Program((Branch(topic, path),), aggregate=Aggregate(op, step, "count", k))
+        longer = next((p for p in paths[:5] if len(p) >= 2), None)
+        if longer is None:
+            return None
+        return Program((Branch(topic, longer[:-1]),), aggregate=Aggregate(op, longer[-1], "count", k))
 
     def _yes_no(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal], topic: str,
                 paths: Sequence[Path], others: Sequence[Mention]) -> Program | None:
@@ -256,9 +312,12 @@ class Planner:
         question uses (also as a plural), shared by some of the answers but not all, on a step with few
         values among them (a genre or a language, not a free tag). Joined as a branch from the value, or
         subtracted after "other than", "not", "except"."""
-        if len(program.branches) != 1 or program.exclude or program.constraints or program.aggregate or program.ask:
+        counted = program.aggregate is not None and program.aggregate.op == "count"
+        if len(program.branches) != 1 or program.exclude or program.constraints or program.ask \
+                or (program.aggregate and not counted):
             return program
-        masked = mask_all(question, mentions).casefold()
+        masked = mask_all(question, [m for m in mentions if exact_name(m) or m.candidates
+                                     and m.candidates[0].name == program.branches[0].entity]).casefold()
         words = set(re.findall(r"[a-z][a-z'-]{3,}", masked))
         return self._class_of(program, masked, words) or program
 
@@ -283,15 +342,13 @@ class Planner:
                 where = masked.find(folded)
                 joined = Branch(value, (Step(step.relation, not step.inverse),))
                 if EXCEPT.search(masked[max(0, where - 20):where]):
-                    return Program(program.branches, exclude=(joined,))
-                return Program(program.branches + (joined,))
+                    return Program(program.branches, exclude=(joined,), aggregate=program.aggregate)
+                return Program(program.branches + (joined,), aggregate=program.aggregate)
         return None
 
     def _two_relations(self, question: str, mentions: Sequence[Mention], topic: str) -> Program | None:
         """One entity, two of its relations named on either side of a joining word: both ("written and
         directed by X"), or the first without the second ("what did X write without directing")."""
-        from kgqa.retrieval.paths import relation_words
-
         masked = mask_all(question, mentions)
         steps = self.graph.next_steps_many([topic], [()])[0]
         words = [(m.start(), m.end(), loose_stem(m.group())) for m in re.finditer(r"[a-zA-Z']{3,}", masked)]
@@ -321,14 +378,16 @@ class Planner:
         first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
         return first.end if first else 0
 
-    def _second_branch(self, question: str, mention: Mention, path: Path) -> Branch | None:
-        """The other entity's branch: along the chosen path when it reaches anything from there, else the
-        other entity's own best path for the question."""
+    def _second_branches(self, question: str, mention: Mention, path: Path) -> list[Branch]:
+        """The other entity's branches, preferred first: along the topic's path when it reaches anything
+        from there, then the other entity's own best paths for the question, then each step it has."""
         name = mention.candidates[0].name
+        out = []
         if path and path[0] in self.graph.next_steps_many([name], [()])[0] and self.graph.expand(name, path).evidence:
-            return Branch(name, path)
-        paths = self.search(name, question[:mention.start] + "something" + question[mention.end:])
-        return Branch(name, paths[0]) if paths else None
+            out.append(Branch(name, path))
+        own = sorted(self.search(name, question[:mention.start] + "something" + question[mention.end:])[:3], key=len)
+        steps = [(s,) for s in self._steps_from([name])]  # last: any one step that meets the topic's answers
+        return out + [Branch(name, p) for p in dict.fromkeys(own + steps) if p != path]
 
     def _steps_from(self, entities: list[str]) -> list[Step]:
         """Every step walkable from any of the entities, sorted by text."""
@@ -378,14 +437,9 @@ class Planner:
     def _aggregate(self, question: str, literals: Sequence[Literal], answers: list[str],
                    steps: dict[Step, dict[str, list[str]]]) -> Aggregate | None:
         """min or max (by the words) over the literal step that fits the words: a step of years for time
-        words, else the one most answers have; by how many neighbours for "most <noun>"."""
+        words, else the one most answers have."""
         largest = bool(LARGEST.search(question)) and not SMALLEST.search(question)
         k = int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
-        by_count = BY_COUNT.search(question)
-        if by_count and not TIME_WORDS.search(question):
-            step = self._count_step(answers, by_count.group(2))
-            if step is not None:
-                return Aggregate("max" if by_count.group(1).lower() == "most" else "min", step, "count", k)
         wants_time = bool(TIME_WORDS.search(question))
 
         def fits(step: Step) -> tuple[bool, int, str]:
@@ -397,11 +451,9 @@ class Planner:
 
     def _count_step(self, answers: list[str], noun: str) -> Step | None:
         """The step from the answers whose relation words share the most with `noun` ("most actors")."""
-        from kgqa.weak_labels import word_stems, _relation_stems
-
         if not answers:
             return None
         wanted = word_stems(noun)
         steps = self._steps_from(answers[:200])
-        named = [s for s in steps if _relation_stems(s.relation) & wanted]
+        named = [s for s in steps if relation_stems(s.relation) & wanted]
         return named[0] if named else None

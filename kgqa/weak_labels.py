@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path as FsPath
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ from kgqa.errors import InputError
 from kgqa.evaluate import percentile
 from kgqa.graph.store import GraphStore
 from kgqa.questions import Example, MarkedQuestion, parse_marked, question_problem
+from kgqa.retrieval.paths import relation_stems, word_stems
 from kgqa.types import Mention, Path, Step, format_path, parse_path
 
 DEFAULT_MAX_PATHS = 2_000
@@ -435,23 +436,11 @@ def final_steps(graph: GraphStore, answers: Sequence[Sequence[str]]) -> list[set
     return out
 
 
-def word_stems(text: str) -> frozenset[str]:
-    """The words of a text cut to their first five letters (`starring`, `starred` -> `starr`)."""
-    return frozenset(word[:5] for word in re.findall(r"[a-z]{3,}", text.lower()))
-
-
 def steps_named(question_stems: frozenset[str], path: Path) -> int:
     """How many distinct words of the path's relations the question uses (see `word_stems`): between paths
     with the same answers, the one the question names is the better label ("the children of X's parent's
     children" is `children|parents|children`, not `children`; "where was X born" stays `born_in`)."""
-    return len(frozenset().union(*(_relation_stems(step.relation) for step in path)) & question_stems)
-
-
-@lru_cache(maxsize=65_536)
-def _relation_stems(relation: str) -> frozenset[str]:
-    from kgqa.retrieval.paths import relation_words
-
-    return word_stems(relation_words(relation))
+    return len(frozenset().union(*(relation_stems(step.relation) for step in path)) & question_stems)
 
 
 def answer_f1(predicted: Sequence[str], gold: frozenset[str]) -> float:

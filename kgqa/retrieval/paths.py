@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import re
+from functools import lru_cache
 from pathlib import Path as FsPath
 
 import numpy as np
@@ -18,6 +19,17 @@ def relation_words(relation: str) -> str:
     local = re.split(r"[:/#]", relation)[-1]
     local = re.sub(r"([a-z])([A-Z])", r"\1 \2", local)
     return re.sub(r"[_.\-\s]+", " ", local).strip().lower()
+
+
+def word_stems(text: str) -> frozenset[str]:
+    """The words of a text cut to their first five letters (`starring`, `starred` -> `starr`)."""
+    return frozenset(word[:5] for word in re.findall(r"[a-z]{3,}", text.lower()))
+
+
+@lru_cache(maxsize=65_536)
+def relation_stems(relation: str) -> frozenset[str]:
+    """The `word_stems` of a relation's words: what a question that names the relation shares with it."""
+    return word_stems(relation_words(relation))
 
 
 def verbalise_step(step: Step) -> str:
