@@ -5,6 +5,8 @@ kind, with the agent's own linking, on the configured graph (the bundled one, or
     .venv/bin/python eval/bench_complex.py --out eval/results/complex/embedded.json
     KGQA_NEO4J_PASSWORD=... .venv/bin/python eval/bench_complex.py --graph bolt://127.0.0.1:7687 \\
         --out eval/results/complex/neo4j.json
+    .venv/bin/python eval/bench_complex.py --llm embedded --per-kind 15 --out eval/results/complex/embedded-llm.json
+    .venv/bin/python eval/bench_complex.py --data eval/data/complex/dev.jsonl --out /tmp/dev.json   # tune here
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "complex" / "embedded.json")
     parser.add_argument("--data", type=Path, default=None, help="question set (default: the test set)")
     parser.add_argument("--llm", default=None, help="plan with this LLM (embedded, or a server URL)")
+    parser.add_argument("--per-kind", type=int, default=None, help="only the first N questions of each kind")
     args = parser.parse_args()
     records = load(args.data) if args.data else load()
+    if args.per_kind:
+        taken: Counter = Counter()
+        records = [r for r in records if (taken.update([r["kind"]]) or taken[r["kind"]] <= args.per_kind)]
     overrides = ({"graph": args.graph} if args.graph else {}) | ({"llm": args.llm} if args.llm else {})
     settings = load_settings(overrides=overrides or None)
     agent = Agent(settings)
@@ -53,14 +59,18 @@ def main() -> None:
                               for kind in sorted({g["kind"] for g in records})},
               "latency_ms": {kind: {"p50": round(percentile(v, 50), 1), "p95": round(percentile(v, 95), 1)}
                              for kind, v in sorted(ms.items())},
+              "planned_by": {kind: dict(Counter(r.planned_by.split(" (")[0] for r, g in zip(results, records)
+                                                 if g["kind"] == kind)) for kind in sorted({g["kind"] for g in records})},
+              "llm_calls": sum(r.llm_calls for r in results),
               "load_average_before": [round(x, 2) for x in load_before],
               "load_average_after": [round(x, 2) for x in os.getloadavg()], "environment": environment(),
               "answers": [{"question": g["question"], "kind": g["kind"], "chosen": r.kind, "program": r.program,
+                           "planned_by": r.planned_by,
                            "answers": r.answer_names[:10], "count": r.count, "yes": r.yes}
                           for g, r in zip(records, results)]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps({k: report[k] for k in ("scores", "kind_chosen", "latency_ms")}, indent=1))
+    print(json.dumps({k: report[k] for k in ("scores", "kind_chosen", "planned_by", "latency_ms")}, indent=1))
 
 
 if __name__ == "__main__":

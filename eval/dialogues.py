@@ -309,7 +309,8 @@ def run(args: argparse.Namespace) -> None:
                 row = {"dialogue": dialogue["id"], "shape": dialogue["shape"], "turn": i + 1,
                        "question": gold["question"], "resolved": turn.resolution.text, "kind": gold["kind"],
                        "follow_up": gold["follow_up"], "predicted": names[:50], "gold": gold["answers"][:50],
-                       **score(names, gold["answers"])}
+                       "rules": list(turn.resolution.rules), "llm_calls": turn.result.llm_calls,
+                       "llm_rewrite": turn.resolution.rewrite, **score(names, gold["answers"])}
                 rows.append(row)
                 file.write(json.dumps(row, ensure_ascii=False) + "\n")
             if (k + 1) % 20 == 0:
@@ -341,6 +342,10 @@ def summarise(rows: list[dict], dialogues: list[dict]) -> dict:
             "dialogue_accuracy": mean([float(all(r["hits@1"] for r in rs)) for rs in by_dialogue.values()]),
             "turn_f1": mean([r["f1"] for r in rows]), "follow_up_f1": mean([r["f1"] for r in follow]),
             "follow_up_exact": mean([r["exact"] for r in follow]),
+            "llm_calls": sum(r.get("llm_calls", 0) for r in rows),
+            "llm_rewrites": {"asked": sum(1 for r in rows if r.get("llm_rewrite")),
+                             "kept": sum(1 for r in rows if (r.get("llm_rewrite") or {}).get("kept")),
+                             "kept_right": sum(r["hits@1"] for r in rows if (r.get("llm_rewrite") or {}).get("kept"))},
             "by_kind": {k: {"turns": len(rs), "hits@1": mean([r["hits@1"] for r in rs]),
                             "f1": mean([r["f1"] for r in rs])} for k, rs in sorted(kinds.items())}}
 

@@ -11,9 +11,10 @@ from kgqa.encoder import clean_text, load_embedder, load_torch_embedder
 from kgqa.graph import Expansion, GraphStore, open_graph
 from kgqa.linking import NameMatchLinker, make_linker
 from kgqa.llm import make_llm
+from kgqa.llm.program_planner import ProgramPlanner, plan_options
 from kgqa.llm.tasks import Choice, PathChooser, QuestionRewriter, ReplyWriter
 from kgqa.model_store import fewshot_pool_file, say_models_once
-from kgqa.planner import Planner, cue_shape, mask_all, split_mentions, wants_two
+from kgqa.planner import Planner, cue_shape, mask_all, split_mentions, wants_two, with_prefixes
 from kgqa.program import Branch, Program
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
@@ -96,6 +97,7 @@ class Agent:
         self.chooser: PathChooser | None = None
         self.replier: ReplyWriter | None = None
         self.rewriter: QuestionRewriter | None = None  # follow-ups in chat (kgqa.conversation)
+        self.program_planner: ProgramPlanner | None = None  # questions beyond one chain, planned by the LLM
         if self.llm is not None:
             pool_file = fewshot_pool_file(settings, self.graph)
             pool = ExamplePool.load(pool_file, self.embedder, settings.cache_dir) if pool_file else None
@@ -104,6 +106,7 @@ class Agent:
                                        templates=templates)
             self.replier = ReplyWriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
             self.rewriter = QuestionRewriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
+            self.program_planner = ProgramPlanner(self.llm, self.graph, self.embedder.embed, templates=templates)
         self.reranker = load_reranker(settings, self.graph, backend)  # the trained reranker when there is one
         self.planner = Planner(self.graph, self._paths_for)
         self._names: NameMatchLinker | None = None  # extra mentions for questions about two entities
@@ -189,6 +192,8 @@ class Agent:
             program = (self.planner.compose(kind, result.question, mentions, literals, result.entity, chain_paths)
                        if kind != "chain" else Program((Branch(result.entity, chain_paths[0]),)))
             program = self.planner.narrow_by_class(program, result.question, mentions)
+            if kind != "chain" and self.program_planner is not None:  # the LLM writes it; the rules' stands by
+                program = self._llm_program(result, kind, mentions, literals, chain_paths) or program
             result.kind, result.program = program.kind, program.to_json()
             if program.kind == "chain":
                 continue
@@ -203,6 +208,27 @@ class Agent:
             result.timings["program_ms"] = (time.perf_counter() - started) * 1000
             result.reply = write_reply(result)
         return results
+
+    def _llm_program(self, result: Result, kind: str, mentions: list[Mention], literals: list, chain_paths: list
+                     ) -> Program | None:
+        """The LLM planner's program over the question's entities, numbers and ranked paths, or None (then
+        `result.planned_by` says why the rules' program stands)."""
+        others = [m.candidates[0].name for m in mentions if m.candidates and m.candidates[0].name != result.entity]
+        paths = with_prefixes(chain_paths[:5])
+        for name in others[:2]:
+            paths += self._paths_for(name, mask_all(result.question, mentions))[:3]
+        answers = self.graph.expand(result.entity, chain_paths[0]).answers[:50]
+        steps = self.planner.steps_from(answers)[:15]
+        options = plan_options([result.entity] + others, [x.text for x in literals], paths, steps)
+        plan = self.program_planner.plan(result.question, options, self.graph.run_program, kind)
+        result.llm_calls += plan.calls
+        result.prompt_tokens += plan.prompt_tokens
+        result.completion_tokens += plan.completion_tokens
+        if plan.program is None:
+            result.planned_by = f"rules ({plan.reason})"
+            return None
+        result.planned_by = "llm, repaired" if plan.repaired else "llm"
+        return plan.program
 
     def _more_mentions(self, question: str, mentions: list[Mention]) -> list[Mention]:
         """Names the linker missed in a question that asks about more than one entity (words join two, or it

@@ -326,7 +326,7 @@ class Planner:
         answers = self.graph.expand(branch.entity, branch.path).answers[:200]
         if len(answers) < 2:
             return None
-        steps = self._steps_from(answers)
+        steps = self.steps_from(answers)
         for step in steps:
             values = self.graph.neighbours_many(answers, step)
             distinct = {v for vs in values for v in vs}
@@ -386,10 +386,10 @@ class Planner:
         if path and path[0] in self.graph.next_steps_many([name], [()])[0] and self.graph.expand(name, path).evidence:
             out.append(Branch(name, path))
         own = sorted(self.search(name, question[:mention.start] + "something" + question[mention.end:])[:3], key=len)
-        steps = [(s,) for s in self._steps_from([name])]  # last: any one step that meets the topic's answers
+        steps = [(s,) for s in self.steps_from([name])]  # last: any one step that meets the topic's answers
         return out + [Branch(name, p) for p in dict.fromkeys(own + steps) if p != path]
 
-    def _steps_from(self, entities: list[str]) -> list[Step]:
+    def steps_from(self, entities: list[str]) -> list[Step]:
         """Every step walkable from any of the entities, sorted by text."""
         found = self.graph.next_steps_many(entities, [()] * len(entities))
         return sorted({s for steps in found for s in steps}, key=str)
@@ -399,7 +399,7 @@ class Planner:
         if not answers:
             return {}
         sample = answers[:200]
-        steps = self._steps_from(sample)
+        steps = self.steps_from(sample)
         out: dict[Step, dict[str, list[str]]] = {}
         for step in steps:
             values = self.graph.neighbours_many(sample, step)
@@ -454,6 +454,6 @@ class Planner:
         if not answers:
             return None
         wanted = word_stems(noun)
-        steps = self._steps_from(answers[:200])
+        steps = self.steps_from(answers[:200])
         named = [s for s in steps if relation_stems(s.relation) & wanted]
         return named[0] if named else None

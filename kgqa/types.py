@@ -110,6 +110,9 @@ class Result:
     """A yes/no program's answer (the deciding answers carry the evidence either way)."""
     query: str | None = None
     """The query the store ran for the program (Neo4j: one Cypher query), for `--explain`."""
+    planned_by: str = "rules"
+    """Who wrote a non-chain program: "rules" (kgqa.planner), "llm" or "llm, repaired" (kgqa.llm.program_planner);
+    with the LLM's reason when its program was not used ("rules: the graph answers nothing to it")."""
 
     @property
     def answer_names(self) -> list[str]:

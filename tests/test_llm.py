@@ -5,6 +5,7 @@ port, a wrong route, a request the server rejects, a timeout, output the model r
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -122,6 +123,18 @@ def test_constrained_choice_is_always_an_allowed_id(client):
     # llama-cpp-python rejects the OpenAI json_schema format (422) and enforces its json_object + schema
     assert done.guided == "json_object"
     assert parse_choice(done.text, IDS) in IDS
+
+
+SCHEMA = {"type": "object", "properties": {"entity": {"type": "string", "enum": ["Kismet", "Dishonored"]},
+                                          "k": {"type": "integer", "minimum": 1, "maximum": 5}},
+          "required": ["entity", "k"], "additionalProperties": False}
+
+
+def test_a_json_schema_constrains_the_output(client):
+    done = client.complete(Request([{"role": "user", "content": "Name a film, as JSON."}], max_tokens=40, schema=SCHEMA))
+    assert done.guided == "json_object"
+    value = json.loads(done.text)
+    assert value["entity"] in ("Kismet", "Dishonored") and 1 <= value["k"] <= 5 and set(value) == {"entity", "k"}
 
 
 def test_unconstrained_output_is_parsed_or_refused_never_guessed(server_url):
@@ -368,6 +381,14 @@ def test_embedded_choice_is_enforced_by_a_grammar(embedded):
     done = embedded.complete(Request(choice_messages("Reply with the letter."), max_tokens=4, choices=IDS))
     assert done.guided == "grammar" and done.text in IDS
     assert done.prompt_tokens > 10 and done.completion_tokens >= 1
+
+
+def test_embedded_json_schema_is_enforced_by_a_grammar(embedded):
+    done = embedded.complete(Request([{"role": "user", "content": "Name a film, as JSON."}], max_tokens=40,
+                                     schema=SCHEMA))
+    assert done.guided == "grammar"
+    value = json.loads(done.text)
+    assert value["entity"] in ("Kismet", "Dishonored") and 1 <= value["k"] <= 5
 
 
 def test_embedded_stream_and_tokenizer(embedded):

