@@ -14,7 +14,7 @@ from kgqa.llm import make_llm
 from kgqa.llm.program_planner import ProgramPlanner, plan_options
 from kgqa.llm.tasks import Choice, PathChooser, QuestionRewriter, ReplyWriter
 from kgqa.model_store import fewshot_pool_file, say_models_once
-from kgqa.planner import Planner, cue_shape, mask_all, split_mentions, wants_two, with_prefixes
+from kgqa.planner import Planner, cue_shape, entity_over_number, mask_all, split_mentions, wants_two, with_prefixes
 from kgqa.program import Branch, Program
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
@@ -187,6 +187,12 @@ class Agent:
                 continue
             chain_paths = [parse_path(result.path)] + [c.path for c in candidates if format_path(c.path) != result.path]
             mentions = mentions + self._more_mentions(result.question, mentions)
+            instead = entity_over_number(result.question, mentions, result.entity)
+            if instead is not None:  # walk from the entity; the number is a literal
+                result.entity = instead.candidates[0].name
+                chain_paths = self._paths_for(result.entity, mask_span(result.question, instead.start, instead.end))
+                if not chain_paths:
+                    continue
             mentions, literals = split_mentions(result.question, mentions, result.entity)
             kind = cue_shape(result.question, mentions, literals)
             program = (self.planner.compose(kind, result.question, mentions, literals, result.entity, chain_paths)
@@ -195,7 +201,7 @@ class Agent:
             if kind != "chain" and self.program_planner is not None:  # the LLM writes it; the rules' stands by
                 program = self._llm_program(result, kind, mentions, literals, chain_paths) or program
             result.kind, result.program = program.kind, program.to_json()
-            if program.kind == "chain":
+            if program.kind == "chain" and instead is None:
                 continue
             started = time.perf_counter()
             outcome = self.graph.run_program(program)

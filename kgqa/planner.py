@@ -32,10 +32,13 @@ NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w.])")
 COUNT = re.compile(r"\b(how many|number of|count of|count the)\b", re.I)
 YES_NO = re.compile(r"^\s*(did|does|do|is|was|are|were|has|have|had|would you call|(can|could|will)(?!\s+you\b))\b", re.I)
 """A yes/no opening (not a request: "can you name a film ..." asks for films)."""
-EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|not|didn't|did not|never|wasn't|was not)\b", re.I)
+EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|not|never|(?:did|does|do|was|is|are|were|has|have)"
+                    r"(?:n't| not))\b", re.I)
 BEFORE = re.compile(r"\b(before|earlier than|prior to|until|up to|older than|below|under|less than|lower than)\b", re.I)
-AFTER = re.compile(r"\b(after|later than|since|newer than|above|over|more than|greater than|higher than|from)\b", re.I)
-BETWEEN = re.compile(r"\bbetween\b", re.I)
+AFTER = re.compile(r"\b(after|later than|since|newer than|more recent than|above|over|more than|greater than|"
+                   r"higher than)\b", re.I)
+BETWEEN = re.compile(r"\bbetween\b|\bfrom\b(?=\D*\d+\D+(?:to|until|till|through)\b)", re.I)
+"""Between two numbers: "between 1990 and 1995", "from 1990 to 1995" (a lone "from 1990" is equals)."""
 SMALLEST = re.compile(r"\b(earliest|first|oldest|lowest|worst|least|fewest|smallest|shortest|minimum)\b", re.I)
 LARGEST = re.compile(r"\b(latest|last|newest|most recent|highest|best|top|most|greatest|largest|longest|maximum)\b", re.I)
 BY_COUNT = re.compile(r"\b(most|fewest|least)\s+(\w+)", re.I)
@@ -69,12 +72,24 @@ def split_mentions(question: str, mentions: Sequence[Mention], topic: str | None
     """The entity mentions, and the numbers of the question: a mention that is only a number (a year the
     graph also holds as a node) counts as a number, unless it is the question's topic (a film called 2010).
     Besides the topic, only mentions typed as their entity's name count: a fuzzy match of ordinary words
-    ("last?" -> Blast, "the westerns" -> The Westerner) is no second entity, and its words stay cue words."""
+    ("last?" -> Blast, "the westerns" -> The Westerner) is no second entity, and its words stay cue words.
+    A topic that is a number where the question names an entity too is better read as a literal: see
+    `entity_over_number`."""
+    capitalises = any(ch.isupper() for ch in question[1:])
+
     def is_topic(m: Mention) -> bool:
         return bool(m.candidates) and m.candidates[0].name == topic
 
-    entities = [m for m in mentions if is_topic(m) or (exact_name(m) and not NUMBER.fullmatch(m.text.strip(PUNCTUATION)))]
-    taken = [(m.start, m.end) for m in entities]
+    def named(m: Mention) -> bool:
+        """Typed as its name, and capitalised as names are when the question capitalises them ("show me"
+        opening a question is no film called Show Me)."""
+        if not exact_name(m) or NUMBER.fullmatch(m.text.strip(PUNCTUATION)):
+            return False
+        return not capitalises or any(ch.isupper() for ch in m.text) or m.candidates[0].name.islower()
+
+    entities = [m for m in mentions if is_topic(m) or named(m)]
+    taken = [(name_start(m), name_start(m) + len(m.candidates[0].name)) if m.candidates else (m.start, m.end)
+             for m in entities]
     literals = [Literal(m.group(1).replace(",", ""), m.start(1), m.end(1)) for m in NUMBER.finditer(question)
                 if not any(s <= m.start(1) < e for s, e in taken)]
     return entities, literals
@@ -86,13 +101,33 @@ WH_OR_REQUEST = re.compile(r"\b(who|whom|whose|what|which|when|where|why|how|nam
 entities ("Feed: directed by Brett Leonard?"), asks whether they are related."""
 
 
+CUE_WORDS = {"between", "before", "after", "since", "from", "until", "and", "or", "but", "not", "in", "of", "s", "'s"}
+"""Words a tagged span may run on into past a name without making it another name."""
+
+
 def exact_name(mention: Mention) -> bool:
     """Whether the mention is typed as the name it links to, give or take punctuation and a leading article
     (not a fuzzy match: "the westerns" -> The Westerner)."""
     def bare(text: str) -> str:
         return re.sub(r"^(the|a|an)\s+", "", text.strip(PUNCTUATION).casefold())
 
-    return bool(mention.candidates) and bare(mention.candidates[0].name) == bare(mention.text)
+    if not mention.candidates:
+        return False
+    name, text = bare(mention.candidates[0].name), bare(mention.text)
+    if name == text:
+        return True
+    at = text.find(name)  # a span that ran on past the name: "Fernando Trueba between 1995"
+    rest = (text[:at] + " " + text[at + len(name):]).split() if at >= 0 and name else []
+    return at >= 0 and bool(name) and len(rest) <= 2 and all(not w[:1].isalpha() or w in CUE_WORDS for w in rest)
+
+
+def entity_over_number(question: str, mentions: Sequence[Mention], topic: str | None) -> Mention | None:
+    """The entity to walk from instead of a topic that is only a number ("what did Jimmy Sangster write before
+    1964": Jimmy Sangster, and 1964 a literal), when the question names one; None to keep the topic."""
+    if topic is None or not NUMBER.fullmatch(topic.strip()):
+        return None
+    entities, _ = split_mentions(question, mentions, None)
+    return next((m for m in entities if m.candidates and m.candidates[0].name != topic), None)
 
 
 def mostly_literals(names: Sequence[str]) -> bool:
@@ -319,7 +354,12 @@ class Planner:
         masked = mask_all(question, [m for m in mentions if exact_name(m) or m.candidates
                                      and m.candidates[0].name == program.branches[0].entity]).casefold()
         words = set(re.findall(r"[a-z][a-z'-]{3,}", masked))
-        return self._class_of(program, masked, words) or program
+        found = self._class_of(program, masked, words)
+        branch = program.branches[0]
+        if found is None and len(branch.path) >= 2:  # the chain walked on to the class ("films that aren't dramas")
+            shorter = Program((Branch(branch.entity, branch.path[:-1]),), aggregate=program.aggregate)
+            found = self._class_of(shorter, masked, words)
+        return found or program
 
     def _class_of(self, program: Program, masked: str, words: set[str]) -> Program | None:
         branch = program.branches[0]
@@ -415,7 +455,7 @@ class Planner:
         value = literals[0]
         before = question[:value.start][-25:]
         low, upper = value.text, None
-        if BETWEEN.search(question[:value.start]) and len(literals) >= 2:
+        if len(literals) >= 2 and BETWEEN.search(question[:literals[1].start]):
             low, upper = sorted((literals[0].text, literals[1].text), key=compare_key)
             op = "between"
         elif BEFORE.search(before):
