@@ -42,7 +42,10 @@ BETWEEN = re.compile(r"\bbetween\b|\bfrom\b(?=\D*\d+\D+(?:to|until|till|through)
 SMALLEST = re.compile(r"\b(earliest|first|oldest|lowest|worst|least|fewest|smallest|shortest|minimum)\b", re.I)
 LARGEST = re.compile(r"\b(latest|last|newest|most recent|highest|best|top|most|greatest|largest|longest|maximum)\b", re.I)
 BY_COUNT = re.compile(r"\b(most|fewest|least)\s+(\w+)", re.I)
-TIME_WORDS = re.compile(r"\b(earliest|latest|first|last|oldest|newest|recent|year|when|before|after|since)\b", re.I)
+TIME_WORDS = re.compile(r"\b(earliest|latest|first|last|oldest|newest|recent|recently|year|when|before|after|since)\b",
+                        re.I)
+ASKED_NOUN = re.compile(r"\b(?:which|what)\s+([a-z]+)", re.I)
+"""The noun a question asks for ("which director ..."), when it names one."""
 
 CLASS_VALUES = 30
 """A step with more distinct values than this among a chain's answers (tags, titles) names no class."""
@@ -272,7 +275,7 @@ class Planner:
         if kind == "superlative":
             by_count = BY_COUNT.search(mask_all(question, mentions))
             if by_count and not TIME_WORDS.search(question):
-                counted = self._most_by_count(by_count, literals, topic, paths)
+                counted = self._most_by_count(question, by_count, literals, topic, paths)
                 if counted is not None:
                     return counted
         if kind in ("filter", "superlative"):
@@ -289,13 +292,22 @@ class Planner:
                     return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
         return chain
 
-    def _most_by_count(self, by_count: re.Match, literals: Sequence[Literal], topic: str, paths: Sequence[Path]
-                       ) -> Program | None:
-        """"Which film has the most actors": the answers ordered by how many neighbours the step the noun
-        names reaches. "Who in X has made the most films" names no step: the chain found walks on to those
-        films, so its entities before the last step are ordered by how many the last step reaches."""
+    def _most_by_count(self, question: str, by_count: re.Match, literals: Sequence[Literal], topic: str,
+                       paths: Sequence[Path]) -> Program | None:
+        """"Which director of an X film is the most prolific": the path (or prefix) whose last step, walked
+        forward, is named by the asked noun gives the directors, ordered by how many that step reaches back.
+        "Which film has the most actors": the answers ordered by how many neighbours the step the counted
+        noun names reaches. "Who in X has made the most films" names no step: the chain found walks on to
+        those films, so its entities before the last step are ordered by how many the last step reaches."""
         op = "max" if by_count.group(1).lower() == "most" else "min"
         k = int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
+        asked = ASKED_NOUN.search(question)
+        if asked:
+            role = word_stems(asked.group(1))
+            for path in with_prefixes(paths[:5]):
+                last = path[-1]
+                if not last.inverse and relation_stems(last.relation) & role:
+                    return Program((Branch(topic, path),), aggregate=Aggregate(op, Step(last.relation, True), "count", k))
         wanted = word_stems(by_count.group(2))
         for path in paths[:5]:  # the chain walks on to what is counted: its entities before that step
             if len(path) >= 2 and relation_stems(path[-1].relation) & wanted:
