@@ -1,6 +1,7 @@
 """The agent on the complex-question test set (eval/data/complex/test.jsonl, see eval/complex.md): per-kind
 accuracy (Hits@1 and F1 for sets, exact for counts and yes/no), the kind the planner chose, and latency per
-kind, with the agent's own linking, on the configured graph (the bundled one, or `--graph bolt://...`).
+kind, with the agent's own linking, on the configured graph (the bundled one, or `--graph bolt://...`: a
+Neo4j server holding the bundled graph, answered with the bundled graph's conventions and trained models).
 
     .venv/bin/python eval/bench_complex.py --out eval/results/complex/embedded.json
     KGQA_NEO4J_PASSWORD=... .venv/bin/python eval/bench_complex.py --graph bolt://127.0.0.1:7687 \\
@@ -28,6 +29,8 @@ from complex import load, score  # noqa: E402
 from kgqa.agent import Agent  # noqa: E402
 from kgqa.config import load_settings  # noqa: E402
 from kgqa.evaluate import environment, percentile  # noqa: E402
+from kgqa.graph import open_graph  # noqa: E402
+from kgqa.model_store import graph_models_dir  # noqa: E402
 
 
 def main() -> None:
@@ -43,6 +46,13 @@ def main() -> None:
         taken: Counter = Counter()
         records = [r for r in records if (taken.update([r["kind"]]) or taken[r["kind"]] <= args.per_kind)]
     overrides = ({"graph": args.graph} if args.graph else {}) | ({"llm": args.llm} if args.llm else {})
+    if args.graph:  # the bundled graph held by another store: its conventions and its trained models
+        bundled = load_settings(overrides={"llm": "none"})
+        models = graph_models_dir(bundled, open_graph(bundled))
+        overrides |= {"walk_through_topic": bundled.walk_through_topic, "topic_as_answer": bundled.topic_as_answer}
+        overrides |= {key: str(models / folder) for key, folder in
+                      (("linker", "linker"), ("reranker", "reranker"), ("embedder", "retriever"))
+                      if (models / folder / "model.safetensors").exists()}
     settings = load_settings(overrides=overrides or None)
     agent = Agent(settings)
     agent.answer(records[0]["question"])  # warm
