@@ -79,7 +79,8 @@ def render_result(result: Result, explain: bool, show_reply: bool = True) -> Non
     console.print(f"entity: [cyan]{escape(str(result.entity))}[/cyan]  (mention: {escape(repr(result.mention))})")
     console.print(f"path:   [green]{escape(str(result.path))}[/green]")
     if result.program and result.kind != "chain":
-        console.print(f"program ({escape(result.kind)}): {escape(json.dumps(result.program, ensure_ascii=False))}")
+        console.print(f"program ({escape(result.kind)}, planned by {escape(result.planned_by)}): "
+                      f"{escape(json.dumps(result.program, ensure_ascii=False))}")
         if result.query:
             console.print(f"cypher: {escape(result.query.strip())}", soft_wrap=True)
     if result.path_candidates:
