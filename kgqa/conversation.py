@@ -386,15 +386,16 @@ class Resolver:
                           restrict=res.restrict, restrict_turn=res.restrict_turn)
 
     def _relation_ellipsis(self, question: str, body: str, last: Turn) -> Resolution:
-        """'and the writer?': the same topic, a new relation."""
+        """'and the writer?': the same topic, a new relation (after "which of them ...", what it kept)."""
         words = _tidy(body).rstrip("?.! ")
-        topics = last.topics[:MAX_MEMBERS]
+        narrowed = last.resolution.restrict is not None and last.answers  # "which of them ...": those it kept
+        topics = tuple(last.answers[:MAX_MEMBERS]) if narrowed else last.topics[:MAX_MEMBERS]
         if not topics or not words:
             return Resolution(question, question, [(question, None)])
         joiner = " " if _WH.match(words) else " of "
         asks = [(f"{words}{joiner}{t}", t) for t in topics]
         return Resolution(question, f"{words}{joiner}{names_list(topics)}", asks, ("ellipsis",),
-                          Referent(tuple(topics), last.number, "topic"), last.number)
+                          Referent(tuple(topics), last.number, "answers" if narrowed else "topic"), last.number)
 
 
 def referents(ref: Reference, context: list[Turn], noun: str = "") -> list[Referent]:
@@ -509,7 +510,8 @@ def restrict_answers(result: Result, earlier: Turn, graph: Any = None) -> Result
             if kept:
                 answers = [Answer(name, 1.0, topic, path, chain + [t for t in before[name].evidence if t not in chain])
                            for name, chain in kept.items()]
-                return replace(result, entity=topic, path=path, answers=answers)
+                return replace(result, entity=topic, path=path, answers=answers, kind="chain",
+                               program={"branches": [{"entity": topic, "path": path}]})
         return replace(result, answers=[])
     kept = []
     for a in result.answers:

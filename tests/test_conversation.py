@@ -131,6 +131,11 @@ def test_of_them_restricts_to_the_previous_answers(conversation):
     directors = ask(conversation, "who directed it")
     assert directors.resolution.text == "who directed Dishonored"
     assert directors.result.answer_names == ["Josef von Sternberg"]
+    ask(conversation, "what films did marlene dietrich star in")
+    ask(conversation, "which of them were released in 1931")
+    writer = ask(conversation, "and the director?")  # after "which of them": what it kept, not 1931
+    assert writer.resolution.text == "the director of Dishonored"
+    assert writer.result.answer_names == ["Josef von Sternberg"]
 
 
 def test_his_films_are_what_the_earlier_path_reaches_back_from_him(conversation):
