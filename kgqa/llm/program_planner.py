@@ -172,6 +172,8 @@ class ProgramPlanner:
             check_program(program, set(self.graph.relations()))
             if len(set(program.branches + program.exclude)) < len(program.branches + program.exclude):
                 return None, None, "a branch is repeated"
+            if program.ask is not None and program.ask in {b.entity for b in program.branches}:
+                return None, None, "a yes/no asks about another entity than the one its branch starts from"
             if kind is not None and program.kind != kind:
                 return None, None, f"it is a {program.kind} program; the question asks for a {kind}"
             result = run(program)
