@@ -272,93 +272,32 @@ class Writer:
         return dialogues
 
 
-# ---- scoring --------------------------------------------------------------------------------------------
-
-
-def score(predicted: list[str], gold: list[str]) -> dict[str, float]:
-    """Hits@1, F1 and exact match of a turn (kgqa.evaluate.answer_metrics)."""
-    from kgqa.evaluate import answer_metrics
-
-    metrics = answer_metrics(predicted, gold)
-    return {"hits@1": metrics["hits@1"], "f1": metrics["f1"], "exact": metrics["exact_match"]}
+# ---- the run ------------------------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> None:
     from kgqa.agent import Agent
     from kgqa.config import load_settings
     from kgqa.conversation import Conversation
+    from kgqa.dialogue_eval import markdown, read_dialogues, run_dialogues, summarise
 
-    dialogues = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
+    dialogues = read_dialogues(Path(args.data))
     if args.limit:
         dialogues = dialogues[:args.limit]
     settings = load_settings(None, {"llm": args.llm} if args.llm else {})
-    agent = Agent(settings)
-    conversation = Conversation(agent)
+    conversation = Conversation(Agent(settings))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
     started = time.perf_counter()
     with (out / "predictions.jsonl").open("w") as file:
-        for k, dialogue in enumerate(dialogues):
-            conversation.reset()
-            for i, gold in enumerate(dialogue["turns"]):
-                if args.no_memory:
-                    conversation.reset()
-                turn = conversation.ask(gold["question"])
-                names = turn.result.answer_names
-                row = {"dialogue": dialogue["id"], "shape": dialogue["shape"], "turn": i + 1,
-                       "question": gold["question"], "resolved": turn.resolution.text, "kind": gold["kind"],
-                       "follow_up": gold["follow_up"], "predicted": names[:50], "gold": gold["answers"][:50],
-                       "rules": list(turn.resolution.rules), "llm_calls": turn.result.llm_calls,
-                       "llm_rewrite": turn.resolution.rewrite, **score(names, gold["answers"])}
-                rows.append(row)
-                file.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if (k + 1) % 20 == 0:
-                print(f"{k + 1}/{len(dialogues)} dialogues, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        rows = run_dialogues(conversation, dialogues, memory=not args.no_memory,
+                             on_row=lambda row: file.write(json.dumps(row, ensure_ascii=False) + "\n"))
     report = summarise(rows, dialogues)
-    report.update(command="python eval/dialogues.py " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else
-                  "python eval/dialogues.py run", seconds=round(time.perf_counter() - started, 1),
+    report.update(command="python eval/dialogues.py " + " ".join(sys.argv[1:]), seconds=round(time.perf_counter() - started, 1),
                   settings={"llm": settings.llm, "memory": not args.no_memory},
                   machine={"python": platform.python_version(), "uptime": _uptime()})
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
-
-
-def summarise(rows: list[dict], dialogues: list[dict]) -> dict:
-    def mean(values: list[float]) -> float:
-        return round(100 * sum(values) / len(values), 2) if values else 0.0
-
-    follow = [r for r in rows if r["follow_up"]]
-    by_dialogue: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_dialogue[r["dialogue"]].append(r)
-    kinds: dict[str, list[dict]] = defaultdict(list)
-    for r in follow:
-        kinds[r["kind"]].append(r)
-    return {"dialogues": len(dialogues), "turns": len(rows), "follow_up_turns": len(follow),
-            "turn_accuracy": mean([r["hits@1"] for r in rows]),
-            "follow_up_accuracy": mean([r["hits@1"] for r in follow]),
-            "first_turn_accuracy": mean([r["hits@1"] for r in rows if r["turn"] == 1]),
-            "dialogue_accuracy": mean([float(all(r["hits@1"] for r in rs)) for rs in by_dialogue.values()]),
-            "turn_f1": mean([r["f1"] for r in rows]), "follow_up_f1": mean([r["f1"] for r in follow]),
-            "follow_up_exact": mean([r["exact"] for r in follow]),
-            "llm_calls": sum(r.get("llm_calls", 0) for r in rows),
-            "llm_rewrites": {"asked": sum(1 for r in rows if r.get("llm_rewrite")),
-                             "kept": sum(1 for r in rows if (r.get("llm_rewrite") or {}).get("kept")),
-                             "kept_right": sum(r["hits@1"] for r in rows if (r.get("llm_rewrite") or {}).get("kept"))},
-            "by_kind": {k: {"turns": len(rs), "hits@1": mean([r["hits@1"] for r in rs]),
-                            "f1": mean([r["f1"] for r in rs])} for k, rs in sorted(kinds.items())}}
-
-
-def markdown(report: dict) -> str:
-    lines = ["| dialogues | turns | follow-up turns | turn acc | follow-up acc | dialogue acc | follow-up F1 | "
-             "follow-up exact | seconds |", "|---|---|---|---|---|---|---|---|---|",
-             f"| {report['dialogues']} | {report['turns']} | {report['follow_up_turns']} | {report['turn_accuracy']:.2f} "
-             f"| {report['follow_up_accuracy']:.2f} | {report['dialogue_accuracy']:.2f} | {report['follow_up_f1']:.2f} "
-             f"| {report['follow_up_exact']:.2f} | {report['seconds']:.0f} |", "",
-             "| follow-up kind | turns | Hits@1 | F1 |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v['turns']} | {v['hits@1']:.2f} | {v['f1']:.2f} |" for k, v in report["by_kind"].items()]
-    return "\n".join(lines)
 
 
 def _uptime() -> str:

@@ -180,10 +180,17 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
              graph: Annotated[Optional[str], typer.Option("--graph", "-g", help="Answer over this graph instead of the benchmark's own ('metaqa' (bundled), a triples file, or neo4j://host:port).")] = None,
              config: ConfigOpt = None, json_out: JsonOpt = False,
              llm: LlmOpt = None) -> None:
-    """Run a benchmark: Hits@1, F1, stage accuracies, latency and throughput per hop (or for all its questions)."""
+    """Run a benchmark: Hits@1, F1, stage accuracies, latency and throughput per hop (or for all its questions);
+    for a dialogue benchmark, turn, follow-up-turn and dialogue accuracy."""
     from kgqa.evaluate import Benchmark, environment, evaluate_hop, measure_latency, open_run, write_hop
 
     bench = Benchmark.load(benchmark, str(data) if data else None)
+    if bench.format == "dialogues":
+        if hops or gold_entities or resume:
+            raise InputError(f"benchmark {bench.name} is dialogues: --hops, --gold-entities and --resume do not apply")
+        eval_dialogues(bench, split, limit, out, settings_from(config, graph=graph or bench.graph_to_answer_over(),
+                                                                llm=llm), json_out)
+        return
     if not bench.grouped_by_hop:
         if hops and hops.strip() != "all":
             raise InputError(f"--hops {hops!r}: benchmark {bench.name} has no hops (its questions are one group, all)")
@@ -249,6 +256,28 @@ def eval_cmd(benchmark: Annotated[str, typer.Argument(help="A benchmark in eval/
                           f"prompt and {per_q['completion_tokens']:.1f} completion tokens, "
                           f"{m['stage_ms_mean'].get('llm_ms', 0.0):.1f} ms")
     console.print(escape(f"report: {json_file}  summary: {md_file}"))
+
+
+def eval_dialogues(bench, split: str, limit: int | None, out: Path | None, settings: Settings, json_out: bool) -> None:
+    """`kgqa eval` of a dialogue benchmark: turn, follow-up-turn and dialogue accuracy."""
+    from kgqa.dialogue_eval import evaluate_dialogues
+
+    out_dir = out or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
+    with progress_bar() as progress:
+        task = progress.add_task("dialogues", total=None)
+        report = evaluate_dialogues(bench, split, limit, settings, out_dir, lambda n: progress.advance(task, n))
+    report |= {"benchmark": bench.name, "split": split, "command": recorded_command(), "settings": settings.to_dict()}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if json_out:
+        print(json.dumps(report, indent=2))
+        return
+    table = Table("dialogues", "turns", "follow-up turns", "turn acc", "follow-up acc", "first-turn acc", "dialogue acc",
+                  title=f"{bench.name} {split}")
+    table.add_row(str(report["dialogues"]), str(report["turns"]), str(report["follow_up_turns"]),
+                  f"{report['turn_accuracy']:.2f}", f"{report['follow_up_accuracy']:.2f}",
+                  f"{report['first_turn_accuracy']:.2f}", f"{report['dialogue_accuracy']:.2f}")
+    console.print(table)
+    console.print(escape(f"report: {out_dir / 'report.json'}  predictions: {out_dir / 'predictions.jsonl'}"))
 
 
 @kg_app.command("load")

@@ -65,7 +65,8 @@ BENCHMARK_KEYS = {"name": "a string", "description": "a string", "data_dir": "a 
                   "answer_separator": "a non-empty string", "topic_marker": 'two strings, e.g. ["[", "]"], or []',
                   "metrics": f"a list of metric names ({', '.join(METRICS)})",
                   "latency_sample": "a whole number, 0 or more",
-                  "paraphrases": 'a table of split names and files of paraphrases, e.g. { dev = "dev_paraphrased.tsv" }'}
+                  "paraphrases": 'a table of split names and files of paraphrases, e.g. { dev = "dev_paraphrased.tsv" }',
+                  "format": '"questions" (a question a line) or "dialogues" (JSONL, a dialogue a line: kgqa.dialogue_eval)'}
 
 
 @dataclass
@@ -92,6 +93,8 @@ class Benchmark:
     paraphrases: dict[str, str] = field(default_factory=dict)
     """Per split, a file of `question<TAB>answers` lines, each another wording of the split's question on the
     same line (training data only: `paraphrase_pairs`)."""
+    format: str = "questions"
+    """"dialogues": each split is a JSONL file of dialogues, asked turn by turn (kgqa.dialogue_eval)."""
 
     @property
     def grouped_by_hop(self) -> bool:
@@ -178,9 +181,14 @@ class Benchmark:
         unknown_splits = sorted(set(paraphrases) - set(splits))
         if unknown_splits:
             raise bad("paraphrases", f"names split {unknown_splits[0]!r}, which splits does not have")
+        form = spec.get("format", "questions")
+        if form not in ("questions", "dialogues"):
+            raise bad("format")
+        if form == "dialogues" and "hops" in spec:
+            raise bad("hops", "does not go with format = \"dialogues\" (a dialogue's turns are of any kind)")
         return cls(name, spec.get("description", ""), folder, hops, dict(splits), spec.get("answer_separator", "|"),
                    tuple(marker) if marker else None, list(metrics), latency, tuple(columns),
-                   len(columns) if "columns" in spec else 2, graph, file, dict(paraphrases))
+                   len(columns) if "columns" in spec else 2, graph, file, dict(paraphrases), form)
 
     def graph_to_answer_over(self) -> str | None:
         """The benchmark's own graph for `kgqa eval` (when --graph is not given), checked to exist."""

@@ -223,3 +223,31 @@ def test_paraphrases_take_their_questions_path_and_only_training_questions_are_t
     (bench / "c.toml").write_text('splits = { dev = "dev.tsv" }\nparaphrases = { test = "reworded.tsv" }\n')
     with pytest.raises(InputError, match="paraphrases names split 'test'"):
         Benchmark.load(str(bench / "c.toml"))
+
+
+def test_a_dialogue_benchmark_scores_turns_follow_ups_and_dialogues(folders, isolated_cache):
+    """`format = "dialogues"`: each dialogue asked turn by turn through the conversation, as kgqa chat does."""
+    bench, elsewhere = folders
+    dialogues = [
+        {"id": "a", "turns": [{"question": "who is Zorblax Quenn married to", "answers": ["Mirela Quenn"]},
+                              {"question": "which kids does she have", "answers": ["Tavi Quenn"], "kind": "pronoun"}]},
+        {"id": "b", "turns": [{"question": "who is Brannoc Vey married to", "answers": ["Ilsa Vey"]},
+                              {"question": "where is Tavi Quenn a citizen of", "answers": ["Norvania"],
+                               "follow_up": False}]},
+    ]
+    (bench / "chat.jsonl").write_text("".join(json.dumps(d) + "\n" for d in dialogues))
+    (bench / "chat.toml").write_text('format = "dialogues"\ngraph = "family.tsv"\nsplits = { test = "chat.jsonl" }\n')
+    done = kgqa("eval", "../my bench/chat.toml", "--out", "run", cwd=elsewhere, cache=isolated_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = report_of(elsewhere / "run")
+    assert (report["dialogues"], report["turns"], report["follow_up_turns"]) == (2, 4, 1)
+    rows = [json.loads(line) for line in (elsewhere / "run" / "predictions.jsonl").read_text().splitlines()]
+    follow = next(r for r in rows if r["follow_up"])
+    assert follow["resolved"] == "which kids does Mirela Quenn have"  # "she": the answer of the "who" question
+    assert report["follow_up_accuracy"] == 100.0 * follow["hits@1"]
+    assert report["by_kind"]["pronoun"]["turns"] == 1
+    (bench / "bad.jsonl").write_text('{"turns": [{"question": "who is Ilsa Vey married to"}]}\n')
+    (bench / "bad.toml").write_text('format = "dialogues"\ngraph = "family.tsv"\nsplits = { test = "bad.jsonl" }\n')
+    bad = kgqa("eval", "../my bench/bad.toml", "--out", "run2", cwd=elsewhere, cache=isolated_cache)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "bad.jsonl, line 1: turn 1 needs answers" in bad.stderr
