@@ -69,7 +69,9 @@ def test_a_wheel_ships_the_templates_and_the_installed_kgqa_finds_them(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert {f"kgqa-0.1.0.data/data/share/kgqa/prompts/{n}" for n in TEMPLATE_NAMES} <= set(names)
     prefix = tmp_path / "prefix"
-    installed = subprocess.run([*pip, "install", "--no-deps", "--no-index", "--prefix", str(prefix), str(wheel)],
+    # --ignore-installed: without it pip first uninstalls the kgqa of this environment (the editable checkout)
+    installed = subprocess.run([*pip, "install", "--no-deps", "--no-index", "--ignore-installed", "--prefix", str(prefix),
+                                str(wheel)],
                                capture_output=True, text=True, timeout=600)
     assert installed.returncode == 0, installed.stderr[-2000:]
     site = next(prefix.glob("lib/python3*/site-packages"))
