@@ -189,10 +189,12 @@ class Agent:
             mentions = mentions + self._more_mentions(result.question, mentions)
             instead = entity_over_number(result.question, mentions, result.entity)
             if instead is not None:  # walk from the entity; the number is a literal
-                result.entity = instead.candidates[0].name
-                chain_paths = self._paths_for(result.entity, mask_span(result.question, instead.start, instead.end))
-                if not chain_paths:
-                    continue
+                name = instead.candidates[0].name
+                paths = self._paths_for(name, mask_span(result.question, instead.start, instead.end))
+                if paths:
+                    result.entity, chain_paths = name, paths
+                else:
+                    instead = None
             mentions, literals = split_mentions(result.question, mentions, result.entity)
             kind = cue_shape(result.question, mentions, literals)
             program = (self.planner.compose(kind, result.question, mentions, literals, result.entity, chain_paths)
