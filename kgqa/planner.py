@@ -369,11 +369,16 @@ class Planner:
         found = self._class_of(program, masked, words)
         branch = program.branches[0]
         if found is None and len(branch.path) >= 2:  # the chain walked on to the class ("films that aren't dramas")
-            shorter = Program((Branch(branch.entity, branch.path[:-1]),), aggregate=program.aggregate)
-            found = self._class_of(shorter, masked, words)
+            reached = {a.casefold() for a in self.graph.expand(branch.entity, branch.path).answers}
+            named = {v for v in reached if v in words or plural(v) in words}
+            if named:  # only a class the chain's own answers hold
+                shorter = Program((Branch(branch.entity, branch.path[:-1]),), aggregate=program.aggregate)
+                found = self._class_of(shorter, masked, words, named)
         return found or program
 
-    def _class_of(self, program: Program, masked: str, words: set[str]) -> Program | None:
+    def _class_of(self, program: Program, masked: str, words: set[str], only: set[str] | None = None
+                  ) -> Program | None:
+        """The class (a value of a step from the answers) the question names; `only`: among these (case-folded)."""
         branch = program.branches[0]
         answers = self.graph.expand(branch.entity, branch.path).answers[:200]
         if len(answers) < 2:
@@ -386,7 +391,8 @@ class Planner:
                 continue
             for value in sorted(distinct):
                 folded = value.casefold()
-                if not (folded in words or plural(folded) in words) or not folded.isalpha():
+                if not (folded in words or plural(folded) in words) or not folded.isalpha() \
+                        or (only is not None and folded not in only):
                     continue
                 holders = sum(1 for vs in values if value in vs)
                 if holders == len(answers):
