@@ -1,8 +1,7 @@
 """Conversation state: follow-up questions resolved against earlier turns, by rules backed by the linker.
 
 A conversation keeps the turns since the last new topic: what each asked about (its topics) and what it
-answered. A new question is read for references to them, with no LLM and nothing known of the graph's
-entity types:
+answered. A new question is read for references to them, with nothing known of the graph's entity types:
 
 - pronouns (he, she, it, they, them, his, her, its, their) and references ("that film", "this one",
   "the first one", "those") stand for an earlier turn's topic or answers. Which one is a rule of English
@@ -10,8 +9,14 @@ entity types:
   checked against the graph: the first reading that the agent can answer is kept; the others are shown;
 - ellipsis: "and the writer?" asks the same topic a new relation ("the writer of Kismet");
   "what about Tom Hanks?" asks the previous question about a new entity;
+- "his films" where "he" is an earlier answer: what the earlier path reaches walked back from him (the
+  films he directed, after "who directed Narc"), each asked about;
 - "other", "else", "another": what earlier turns asked about or answered is excluded from the answers;
-- "of them", "which of those", "among them": the answers are restricted to the previous turn's answers.
+- "of them", "which of those", "among them": the answers are restricted to the previous turn's answers
+  (an intersection: the earlier answers walked back along the best-ranked path that reaches any of them).
+
+With an LLM configured, a follow-up that no rule reading answers is rewritten by the LLM to stand on its
+own, and asked only when the rewrite names an entity of the conversation (`accept_rewrite`).
 
 A question that names an entity the linker finds, with none of these, is a new topic and starts afresh.
 Every resolution is explicit: `Resolution.text` is the resolved question shown to the user ("what films
