@@ -265,9 +265,8 @@ def eval_dialogues(bench, split: str, limit: int | None, out: Path | None, setti
     out_dir = out or Path("eval/runs") / time.strftime("%Y%m%d-%H%M%S")
     with progress_bar() as progress:
         task = progress.add_task("dialogues", total=None)
-        report = evaluate_dialogues(bench, split, limit, settings, out_dir, lambda n: progress.advance(task, n))
-    report |= {"benchmark": bench.name, "split": split, "command": recorded_command(), "settings": settings.to_dict()}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        about = {"benchmark": bench.name, "split": split, "command": recorded_command(), "settings": settings.to_dict()}
+        report = evaluate_dialogues(bench, split, limit, settings, out_dir, lambda n: progress.advance(task, n), about)
     if json_out:
         print(json.dumps(report, indent=2))
         return

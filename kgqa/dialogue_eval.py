@@ -120,9 +120,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def evaluate_dialogues(bench: Any, split: str, limit: int | None, settings: Any, out_dir: Path,
-                       on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                       on_progress: Callable[[int], None] | None = None,
+                       about: dict[str, Any] | None = None) -> dict[str, Any]:
     """`kgqa eval` of a dialogue benchmark: every dialogue of the split (the first `limit`), through the
-    agent's Conversation; predictions.jsonl, report.json and summary.md in `out_dir`."""
+    agent's Conversation; predictions.jsonl, report.json (the summary, plus `about` the run) and
+    summary.md in `out_dir`."""
     from kgqa.agent import Agent
     from kgqa.conversation import Conversation
 
@@ -140,7 +142,7 @@ def evaluate_dialogues(bench: Any, split: str, limit: int | None, settings: Any,
                 on_progress(1)
 
         rows = run_dialogues(conversation, dialogues, on_row=write)
-    report = summarise(rows, dialogues)
+    report = summarise(rows, dialogues) | (about or {})
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out_dir / "summary.md").write_text(f"# {bench.name}, split {split}\n\n{markdown(report)}\n", encoding="utf-8")
     return report

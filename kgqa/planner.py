@@ -133,6 +133,11 @@ def entity_over_number(question: str, mentions: Sequence[Mention], topic: str | 
     return next((m for m in entities if m.candidates and m.candidates[0].name != topic), None)
 
 
+def top_k(literals: Sequence[Literal]) -> int:
+    """How many answers a superlative asks for: its first number when that is 20 or less ("the 3 earliest"), else 1."""
+    return int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
+
+
 def mostly_literals(names: Sequence[str]) -> bool:
     """Whether most of these entities are numbers (a path that ends on years, not on films)."""
     return sum(1 for n in names if compare_key(n)[0] == 0) * 2 > len(names)
@@ -300,7 +305,7 @@ class Planner:
         noun names reaches. "Who in X has made the most films" names no step: the chain found walks on to
         those films, so its entities before the last step are ordered by how many the last step reaches."""
         op = "max" if by_count.group(1).lower() == "most" else "min"
-        k = int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
+        k = top_k(literals)
         asked = ASKED_NOUN.search(question)
         if asked:
             role = word_stems(asked.group(1))
@@ -366,21 +371,21 @@ class Planner:
         masked = mask_all(question, [m for m in mentions if exact_name(m) or m.candidates
                                      and m.candidates[0].name == program.branches[0].entity]).casefold()
         words = set(re.findall(r"[a-z][a-z'-]{3,}", masked))
-        found = self._class_of(program, masked, words)
         branch = program.branches[0]
+        reached = self.graph.expand(branch.entity, branch.path).answers
+        found = self._class_of(program, reached[:200], masked, words)
         if found is None and len(branch.path) >= 2:  # the chain walked on to the class ("films that aren't dramas")
-            reached = {a.casefold() for a in self.graph.expand(branch.entity, branch.path).answers}
-            named = {v for v in reached if v in words or plural(v) in words}
+            named = {v for v in (a.casefold() for a in reached) if v in words or plural(v) in words}
             if named:  # only a class the chain's own answers hold
                 shorter = Program((Branch(branch.entity, branch.path[:-1]),), aggregate=program.aggregate)
-                found = self._class_of(shorter, masked, words, named)
+                answers = self.graph.expand(branch.entity, branch.path[:-1]).answers[:200]
+                found = self._class_of(shorter, answers, masked, words, named)
         return found or program
 
-    def _class_of(self, program: Program, masked: str, words: set[str], only: set[str] | None = None
-                  ) -> Program | None:
-        """The class (a value of a step from the answers) the question names; `only`: among these (case-folded)."""
-        branch = program.branches[0]
-        answers = self.graph.expand(branch.entity, branch.path).answers[:200]
+    def _class_of(self, program: Program, answers: list[str], masked: str, words: set[str],
+                  only: set[str] | None = None) -> Program | None:
+        """The class (a value of a step from `answers`, those of the program's one branch) the question
+        names; `only`: among these (case-folded)."""
         if len(answers) < 2:
             return None
         steps = self.steps_from(answers)
@@ -497,7 +502,7 @@ class Planner:
         """min or max (by the words) over the literal step that fits the words: a step of years for time
         words, else the one most answers have."""
         largest = bool(LARGEST.search(question)) and not SMALLEST.search(question)
-        k = int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
+        k = top_k(literals)
         wants_time = bool(TIME_WORDS.search(question))
 
         def fits(step: Step) -> tuple[bool, int, str]:
