@@ -13,9 +13,11 @@ test: setup
 bench: setup
 	.venv/bin/python eval/bench_speed.py
 
-# Train the linker, the path retriever and the reranker on MetaQA dev (about 30 minutes on 2 cores);
+# Train the linker, the path retriever and the reranker on MetaQA dev (about 30 minutes on 2 cores), and the
+# question-shape model on questions written from the graph (seconds);
 # the agent uses them from then on (~/.cache/kgqa/models/<graph key>/).
 models: setup
 	.venv/bin/kgqa train linker
 	.venv/bin/kgqa train retriever
 	.venv/bin/kgqa train reranker
+	.venv/bin/kgqa train shapes

@@ -13,15 +13,16 @@ from kgqa.linking import NameMatchLinker, make_linker
 from kgqa.llm import make_llm
 from kgqa.llm.program_planner import ProgramPlanner, plan_options
 from kgqa.llm.tasks import Choice, PathChooser, QuestionRewriter, ReplyWriter
-from kgqa.model_store import fewshot_pool_file, say_models_once
-from kgqa.planner import Planner, cue_shape, entity_over_number, mask_all, split_mentions, wants_two, with_prefixes
-from kgqa.program import Branch, Program
+from kgqa.model_store import fewshot_pool_file, model_dir, say_models_once
+from kgqa.planner import Planner, entity_over_number, mask_all, split_mentions, wants_two, with_prefixes
+from kgqa.program import Program
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
 from kgqa.retrieval.search import path_search
+from kgqa.shapes import ShapeModel
 from kgqa.types import Answer, Entity, Mention, Result, format_path, parse_path
 
 NO_ENTITY_REPLY = "I found no entity I know in the question."
@@ -108,7 +109,7 @@ class Agent:
             self.rewriter = QuestionRewriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
             self.program_planner = ProgramPlanner(self.llm, self.graph, self.embedder.embed, templates=templates)
         self.reranker = load_reranker(settings, self.graph, backend)  # the trained reranker when there is one
-        self.planner = Planner(self.graph, self._paths_for)
+        self.planner = Planner(self.graph, self._paths_for, ShapeModel.load(model_dir(settings, self.graph, "shapes")))
         self._names: NameMatchLinker | None = None  # extra mentions for questions about two entities
 
     def answer(self, question: str, topic: str | None = None) -> Result:
@@ -196,9 +197,7 @@ class Agent:
                 else:
                     instead = None
             mentions, literals = split_mentions(result.question, mentions, result.entity)
-            kind = cue_shape(result.question, mentions, literals)
-            program = (self.planner.compose(kind, result.question, mentions, literals, result.entity, chain_paths)
-                       if kind != "chain" else Program((Branch(result.entity, chain_paths[0]),)))
+            kind, program = self.planner.plan(result.question, mentions, literals, result.entity, chain_paths)
             program = self.planner.narrow_by_class(program, result.question, mentions)
             if kind != "chain" and self.program_planner is not None:  # the LLM writes it; the rules' stands by
                 program = self._llm_program(result, kind, mentions, literals, chain_paths) or program

@@ -1,4 +1,4 @@
-"""Trained models belong to a graph: `<cache>/models/<graph key>/{linker,retriever,reranker}`.
+"""Trained models belong to a graph: `<cache>/models/<graph key>/{linker,retriever,reranker,shapes}`.
 
 The key is a digest of the graph's `identity()`: the triples file's content, or the Neo4j URI (credentials
 masked), database and label. So a model trained on one graph is never used to answer over another, and
@@ -20,7 +20,7 @@ from kgqa.config import BUNDLED_GRAPH, Settings
 from kgqa.files import write_text_atomically
 from kgqa.graph.store import GraphStore
 
-MODEL_KINDS = ("linker", "retriever", "reranker")
+MODEL_KINDS = ("linker", "retriever", "reranker", "shapes")
 GRAPH_FILE = "graph.json"
 WEIGHTS = "model.safetensors"
 

@@ -12,9 +12,10 @@ the question's shape and composes the program around that chain:
   (or over how many neighbours a step reaches), top k when a number of answers is asked for;
 - yes/no: a question that opens with an auxiliary verb and names a second entity: is it among the answers.
 
-The shape comes from the trained shape model (`kgqa.shapes`) when the graph has one, else from the cue
-words below, which are English, not any graph's: nothing here knows movies. A question with no such cue
-stays a one-branch chain, so a chain question is answered exactly as before.
+The shape comes from the cue words below, which are English, not any graph's (nothing here knows movies),
+and from the graph's trained shape model (`kgqa.shapes`) when it has one: the kinds are tried likeliest
+first, and the first whose program can be composed (the question has what the kind needs) is the plan.
+A question that reads as a chain stays a one-branch chain, answered exactly as before.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from kgqa.graph.store import GraphStore
 from kgqa.program import Aggregate, Branch, Constraint, Program, compare_key
 from kgqa.retrieval.paths import relation_stems, relation_words, word_stems
 from kgqa.types import Mention, Path, Step
+
+if TYPE_CHECKING:
+    from kgqa.shapes import ShapeModel
 
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w.])")
 COUNT = re.compile(r"\b(how many|number of|count of|count the)\b", re.I)
@@ -46,6 +51,12 @@ TIME_WORDS = re.compile(r"\b(earliest|latest|first|last|oldest|newest|recent|rec
                         re.I)
 ASKED_NOUN = re.compile(r"\b(?:which|what)\s+([a-z]+)", re.I)
 """The noun a question asks for ("which director ..."), when it names one."""
+
+RULE_WEIGHT = {"chain": 0.8}
+"""What the cue words' kind adds to the shape model's probability of it: a kind a cue word gave is tried
+first (1.0); a chain (no cue word fired) gives way when the model is sure of another kind."""
+MIN_SCORE = 0.3
+"""A kind scoring less than this (probability plus RULE_WEIGHT if the cue words give it) is not tried."""
 
 CLASS_VALUES = 30
 """A step with more distinct values than this among a chain's answers (tags, titles) names no class."""
@@ -243,6 +254,34 @@ class Planner:
     graph: GraphStore
     search: Callable[[str, str], list[Path]]
     """(entity, question with that entity masked) -> its best paths, best first."""
+    shapes: ShapeModel | None = None
+    """The graph's trained question-shape model, if it has one."""
+
+    def kinds(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal]) -> list[str]:
+        """The kinds to try, best first: the shape model's probabilities, the cue words' kind given
+        RULE_WEIGHT more, those scoring MIN_SCORE or more (two at most); the cue words' kind alone without
+        a model."""
+        rule = cue_shape(question, mentions, literals)
+        if self.shapes is None:
+            return [rule]
+        spans = [(name_start(m), name_start(m) + len(m.candidates[0].name), "e") for m in mentions if m.candidates]
+        spans += [(x.start, x.end, "n") for x in literals]
+        scores = {k: p + (RULE_WEIGHT.get(k, 1.0) if k == rule else 0.0) for k, p in self.shapes.ranked(question, spans)}
+        ranked = sorted(scores, key=lambda k: -scores[k])
+        return [k for k in ranked if scores[k] >= MIN_SCORE][:2] or ranked[:1]
+
+    def plan(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal], topic: str,
+             paths: Sequence[Path]) -> tuple[str, Program]:
+        """The kind the question asks for and its program: the first kind of `kinds` whose program can be
+        composed (not falling back to the chain), else the chain."""
+        chain = Program((Branch(topic, paths[0]),))
+        for kind in self.kinds(question, mentions, literals):
+            if kind == "chain":
+                return kind, chain
+            program = self.compose(kind, question, mentions, literals, topic, paths)
+            if program != chain:
+                return kind, program
+        return "chain", chain
 
     def compose(self, kind: str, question: str, mentions: Sequence[Mention], literals: Sequence[Literal],
                 topic: str, paths: Sequence[Path]) -> Program:

@@ -175,7 +175,11 @@ YES_NO = ("is {x} {p}", "is {x} one of {p}", "is {x} among {p}", "does {p} inclu
 YES_NO_INVERSE = ("does {x} have {w} {e}", "has {x} got {w} {e}", "is {w} {e} true of {x}",
                   "{x}: {w} {e}?", "{e} and {x}: does {x} have {w} {e}?")
 YES_NO_FORWARD = ("is {x} the {w} of {e}", "is {x} among the {w} of {e}", "{e}: is {x} one of its {w}?",
-                  "does {e} have {x} as {w}")
+                  "does {e} have {x} as {w}", "does {e} have {w} {x}", "is the {w} of {e} {x}?")
+COUNT_WRAP = ("how many {q}", "count {q}", "number of {q}", "{q}: how many?", "tell me how many: {q}",
+              "how many are there, {q}")
+"""A conjunction's or a filter's question, counted."""
+WRAPPED_COUNT_SHARE = 1 / 3
 
 
 def _count_noun(step: Step) -> str:
@@ -293,6 +297,16 @@ def write_counts(sets: list[AnswerSet], wanted: int, rng: random.Random) -> list
         question, mentions = fill(template, {"e": (s.topic, "entity")}, rng)
         out.append(WrittenProgram(question, program, "count", mentions, s.answers, count=len(s.answers)))
     return out
+
+
+def as_count(w: WrittenProgram, rng: random.Random) -> WrittenProgram:
+    """A conjunction or filter question turned into a count of its answers ("how many ...")."""
+    template = rng.choice(COUNT_WRAP)
+    at = template.index("{q}")
+    question = template.replace("{q}", w.question)
+    mentions = [(start + at, end + at, text, role) for start, end, text, role in w.mentions]
+    program = Program(w.program.branches, w.program.exclude, w.program.constraints, Aggregate("count"))
+    return WrittenProgram(question, program, "count", mentions, w.answers, count=len(w.answers))
 
 
 def write_yes_no(graph: GraphStore, sets: list[AnswerSet], wanted: int, want_yes: bool,
@@ -518,7 +532,10 @@ def write_programs(graph: GraphStore, count: int, seed: int = 0, max_hops: int =
         "chain": lambda pool, n: write_chains(pool, n, rng),
         "conjunction": lambda pool, n: write_conjunctions(graph, pool, n, rng),
         "filter": lambda pool, n: write_filters(graph, pool, n, literal, rng),
-        "count": lambda pool, n: write_counts(pool, n, rng),
+        "count": lambda pool, n: write_counts(pool, n - int(n * WRAPPED_COUNT_SHARE), rng) + [
+            as_count(w, rng) for w in write_conjunctions(graph, pool, int(n * WRAPPED_COUNT_SHARE) // 2, rng)
+            + (write_filters(graph, pool, int(n * WRAPPED_COUNT_SHARE) - int(n * WRAPPED_COUNT_SHARE) // 2,
+                             literal, rng) if literal else [])],
         "superlative": lambda pool, n: write_superlatives(graph, pool, n, literal, follows, rng),
         "yes": lambda pool, n: write_yes_no(graph, pool, n, True, rng),
         "no": lambda pool, n: write_yes_no(graph, pool, n, False, rng),

@@ -1,4 +1,5 @@
-"""Train a graph's three models (linker, retriever, reranker) and its few-shot pool from labelled questions.
+"""Train a graph's models (linker, retriever, reranker, question shapes) and its few-shot pool from labelled
+questions (the shape model from programs written from the graph: `kgqa.shapes`).
 
 The labels come from question–answer pairs (`kgqa.weak_labels`) or are written from the graph alone
 (`kgqa.question_writer`); either way each is a question with its topic, the topic's mention span, a path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from kgqa.config import Settings
 from kgqa.errors import InputError
 from kgqa.graph.store import GraphStore
-from kgqa.model_store import fewshot_file, record_graph
+from kgqa.model_store import fewshot_file, model_dir, record_graph
 from kgqa.questions import Example
 from kgqa.retrieval.data import split_dev, stratified_sample
 
@@ -49,6 +50,7 @@ def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Lab
     from kgqa.rerank.train import RerankOptions, train_reranker
     from kgqa.retrieval.model import retriever_dir
     from kgqa.retrieval.train import TrainOptions, train_retriever
+    from kgqa.shapes import train_shape_model
     from kgqa.weak_labels import write_labelled_tsv
 
     if len(labels) < MIN_TRAINING_QUESTIONS:
@@ -73,6 +75,9 @@ def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Lab
     meta["reranker"] = train_reranker(settings, graph, train, held, reranker_dir(settings, graph),
                                       RerankOptions(top_topics=settings.rerank_topics, top_paths=settings.top_paths,
                                                     time_limit_s=time_limit_s, extra=extra), on_step=on_step)
+    on_stage("training the question-shape model")
+    shapes, meta["shapes"] = train_shape_model(graph, max_hops=min(settings.max_hops, 2))
+    shapes.save(model_dir(settings, graph, "shapes"))
     write_fewshot_pool(fewshot_file(settings, graph), train)
     record_graph(settings, graph)
     return meta
