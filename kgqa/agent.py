@@ -14,7 +14,7 @@ from kgqa.llm import make_llm
 from kgqa.llm.program_planner import ProgramPlanner, plan_options
 from kgqa.llm.tasks import Choice, PathChooser, QuestionRewriter, ReplyWriter
 from kgqa.model_store import fewshot_pool_file, model_dir, say_models_once
-from kgqa.planner import Planner, entity_over_number, mask_all, split_mentions, wants_two, with_prefixes
+from kgqa.planner import Planner, entity_over_number, exact_name, mask_all, split_mentions, wants_two, with_prefixes
 from kgqa.program import Program
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
@@ -124,7 +124,8 @@ class Agent:
             check_question(question)
         started = time.perf_counter()
         topics = topics or [None] * len(questions)
-        every_mention = self._mentions(questions, topics)
+        every_mention = [self._named_first(q, found) if t is None else found
+                         for q, t, found in zip(questions, topics, self._mentions(questions, topics))]
         mentions = [found[0] if found else None for found in every_mention]
         chosen = [m.candidates[0].name if m else None for m in mentions]
         linked = time.perf_counter()
@@ -236,6 +237,15 @@ class Agent:
             return None
         result.planned_by = "llm, repaired" if plan.repaired else "llm"
         return plan.program
+
+    def _named_first(self, question: str, mentions: list[Mention]) -> list[Mention]:
+        """The mentions with a typed name first when the linker's first is none ("both" linked to the tag
+        *goth* in "movies starring both X and Y") or it found none, and the question names entities the
+        tagger missed (`_more_mentions`)."""
+        if mentions and exact_name(mentions[0]):
+            return mentions
+        more = sorted(self._more_mentions(question, mentions), key=lambda m: m.start)
+        return more[:1] + mentions + more[1:] if more else mentions
 
     def _more_mentions(self, question: str, mentions: list[Mention]) -> list[Mention]:
         """Names the linker missed in a question that asks about more than one entity (words join two, or it

@@ -121,13 +121,17 @@ CUE_WORDS = {"between", "before", "after", "since", "from", "until", "and", "or"
 
 def exact_name(mention: Mention) -> bool:
     """Whether the mention is typed as the name it links to, give or take punctuation and a leading article
-    (not a fuzzy match: "the westerns" -> The Westerner)."""
+    (not a fuzzy match: "the westerns" -> The Westerner), or holds a name of several words typed with its
+    capitals."""
     def bare(text: str) -> str:
         return re.sub(r"^(the|a|an)\s+", "", text.strip(PUNCTUATION).casefold())
 
     if not mention.candidates:
         return False
-    name, text = bare(mention.candidates[0].name), bare(mention.text)
+    original = mention.candidates[0].name
+    if " " in original and any(ch.isupper() for ch in original) and original in mention.text:
+        return True  # a span that ran on past a name typed with its capitals: "Lights in the Dusk come out"
+    name, text = bare(original), bare(mention.text)
     if name == text:
         return True
     at = text.find(name)  # a span that ran on past the name: "Fernando Trueba between 1995"
@@ -370,8 +374,16 @@ class Planner:
         """Is the other entity (a named one, a number, or a class the question names: "is X a comedy")
         among the answers of the topic's path: the first ranked path (or prefix) that reaches it, else the
         first that reaches things of its kind (numbers for a number)."""
-        if others:
-            return Program((Branch(topic, paths[0]),), ask=others[0].candidates[0].name)
+        if others:  # the first path that ends on the kind of thing asked about (a director, not a language)
+            asked = others[0].candidates[0].name
+            back = {Step(s.relation, not s.inverse) for s in self.graph.next_steps_many([asked], [()])[0]}
+            path = next((p for p in with_prefixes(paths[:5]) if p[-1] in back), None)
+            if path is None:  # a step of the topic's that the asked entity has most of ("a Jun Fukuda film")
+                mine = [s for s in self.graph.next_steps_many([topic], [()])[0] if s in back]
+                most = max(mine, key=lambda s: (len(self.graph.neighbours(asked, Step(s.relation, not s.inverse))),
+                                                str(s)), default=None)
+                path = (most,) if most is not None else paths[0]
+            return Program((Branch(topic, path),), ask=asked)
         candidates = with_prefixes(paths[:5])
         if literals:
             value = literals[0].text

@@ -174,7 +174,7 @@ class Label:
     """Characters of the topic mention in `example.question`; NO_SPAN when the question does not show it."""
     f1: float
     ties: tuple[str, ...] = ()
-    """Other paths from the topic with the same F1 and length (at most MAX_TIES)."""
+    """Other paths from the topic with the same F1 and as many steps named (at most MAX_TIES), shorter first."""
 
 
 @dataclass
@@ -296,10 +296,52 @@ def label_questions(graph: GraphStore, rows: Sequence[QARow], max_hops: int = 3,
         capped += chunk_capped
         labels += [item for item in found if isinstance(item, Label)]
         drops += [item for item in found if not isinstance(item, Label)]
-    labels.sort(key=lambda label: label.row)
+    labels = resolve_ties(sorted(labels, key=lambda label: label.row))
     drops.sort()
     dropped = dict(Counter(reason for _, reason in drops).most_common())
     return LabelReport(labels, dropped, drops, len(rows), max_hops, min_f1, time.perf_counter() - started, capped)
+
+
+def _question_stems(label: Label) -> frozenset[str]:
+    """The words of a labelled question outside its topic's mention."""
+    start, end = label.span
+    text = label.example.question
+    return word_stems(text if start < 0 else text[:start] + " " + text[end:])
+
+
+def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]:
+    """Labels whose path ties with others (the same answers on this question) take the tied path that
+    questions worded like them take where nothing ties: naive Bayes over the question's words, fitted on
+    the untied labels ("films written by the writer of X" ties `written_by|written_by_inv` with a longer
+    path whose answers happen to match; the untied questions with those words say which is meant). A
+    path no untied question has keeps the old order: the shorter, then fewer inverse steps."""
+    clear = [label for label in labels if not label.ties]
+    if not clear or len(clear) == len(labels):
+        return list(labels)
+    per_path: Counter = Counter(label.example.path for label in clear)
+    words: dict[str, Counter] = {}
+    for label in clear:
+        words.setdefault(label.example.path, Counter()).update(_question_stems(label))
+    paths = len(per_path) + 1
+
+    def score(path: str, stems: frozenset[str]) -> float:
+        n = per_path.get(path, 0)
+        seen = words.get(path, Counter())
+        prior = np.log((n + smoothing) / (len(clear) + smoothing * paths))
+        return float(prior + sum(np.log((seen[w] + smoothing) / (n + 2 * smoothing)) for w in stems))
+
+    out = []
+    for label in labels:
+        if not label.ties:
+            out.append(label)
+            continue
+        stems = _question_stems(label)
+        options = (label.example.path,) + label.ties
+        chosen = max(options, key=lambda path: (score(path, stems), -options.index(path)))
+        example = Example(label.example.question, label.example.topic, chosen, label.example.answers,
+                          source=label.example.source)
+        out.append(Label(label.row, example, label.span, label.f1, tuple(p for p in options if p != chosen)))
+    return out
 
 
 def _tasks(graph: GraphStore, rows: Sequence[QARow], positions: range, linker: Linker | None, max_topics: int,
@@ -467,7 +509,7 @@ def _label_tasks(graph: GraphStore, tasks: list[_Task], max_hops: int, max_paths
     for p, (k, _) in enumerate(pairs):
         if tasks[k].path is not None:
             by_path.setdefault(tasks[k].path, []).append(p)
-    best: dict[int, tuple[float, int, int]] = {}   # pair -> (F1, steps named, -hops) of its best paths
+    best: dict[int, tuple[float, int]] = {}   # pair -> (F1, steps named) of its best paths
     best_paths: dict[int, list[str]] = {}     # pair -> those paths
     reached: set[int] = set()
     for path, ps in by_path.items():
@@ -477,7 +519,7 @@ def _label_tasks(graph: GraphStore, tasks: list[_Task], max_hops: int, max_paths
             if answers:
                 reached.add(p)
             task = tasks[pairs[p][0]]
-            key = (answer_f1(answers, task.gold), steps_named(task.words, path), -len(path))
+            key = (answer_f1(answers, task.gold), steps_named(task.words, path))
             if p not in best or key > best[p]:
                 best[p], best_paths[p] = key, [format_path(path)]
             elif key == best[p]:
@@ -490,7 +532,7 @@ def _label_tasks(graph: GraphStore, tasks: list[_Task], max_hops: int, max_paths
     return out, sum(capped)
 
 
-def _choose(task: _Task, mine: list[int], pairs: list[tuple[int, int]], best: dict[int, tuple[float, int, int]],
+def _choose(task: _Task, mine: list[int], pairs: list[tuple[int, int]], best: dict[int, tuple[float, int]],
             best_paths: dict[int, list[str]], reached: set[int], max_hops: int,
             min_f1: float) -> Label | tuple[int, str]:
     """The task's label from its pairs' best paths: best F1, better topic, more steps named in the question,
@@ -502,11 +544,12 @@ def _choose(task: _Task, mine: list[int], pairs: list[tuple[int, int]], best: di
     scored = [p for p in mine if p in best]
     if not scored:
         return task.row, no_path(max_hops)
-    p = min(scored, key=lambda p: (-best[p][0], pairs[p][1], -best[p][1], -best[p][2]))
+    p = min(scored, key=lambda p: (-best[p][0], pairs[p][1], -best[p][1]))
     f1 = best[p][0]
     if task.path is None and f1 <= min_f1:
         return task.row, no_path(max_hops) if f1 == 0 else below(min_f1)
-    path, *ties = sorted(best_paths[p], key=lambda text: (sum(s.inverse for s in parse_path(text)), text))
+    path, *ties = sorted(best_paths[p], key=lambda text: (text.count("|"), sum(s.inverse for s in parse_path(text)),
+                                                          text))
     topic, span = task.topics[pairs[p][1]]
     example = Example(task.text, topic, path, task.answers, source="weak")
     return Label(task.row, example, span, round(f1, 4), tuple(ties[:MAX_TIES]))

@@ -33,7 +33,7 @@ def test_train_all_from_question_answer_pairs_gives_the_graph_its_own_models(tmp
     assert "qa.tsv, line" in done.stderr  # the bad line is reported, the others are used
     assert "dropped 1: no entity of the graph found in the question" in done.stderr
     stats = json.loads(kgqa("kg", "stats", "--graph", str(graph), "--json", cache=cache).stdout)
-    assert stats["models"]["trained"] == ["linker", "retriever", "reranker"]
+    assert stats["models"]["trained"] == ["linker", "retriever", "reranker", "shapes"]
     folder = Path(stats["models"]["folder"])
     assert json.loads((folder / "graph.json").read_text())["identity"].startswith("file:")
     # the movie graph has none of them: models belong to the graph they were trained for
@@ -67,7 +67,7 @@ def test_train_all_from_the_graph_alone_answers_freely_worded_questions_better_t
     assert done.returncode == 0, done.stderr[-3000:]
     assert "400 questions written from the graph" in done.stdout
     stats = json.loads(kgqa("kg", "stats", "--graph", str(graph), "--json", cache=cache).stdout)
-    assert stats["models"]["trained"] == ["linker", "retriever", "reranker"]
+    assert stats["models"]["trained"] == ["linker", "retriever", "reranker", "shapes"]
     pool = [json.loads(line) for line in (Path(stats["models"]["folder"]) / "fewshot.jsonl").read_text().splitlines()]
     assert pool and {step.removesuffix("_inv") for row in pool for step in row["path"].split("|")} <= \
         {"spouse", "children", "nationality"}  # the graph's own few-shot pool, not the movie one
