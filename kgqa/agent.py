@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from kgqa.config import Settings
-from kgqa.encoder import clean_text, load_embedder, load_torch_embedder
+from kgqa.encoder import BlendedEmbedder, clean_text, load_embedder, load_torch_embedder
 from kgqa.graph import Expansion, GraphStore, open_graph
 from kgqa.linking import NameMatchLinker, make_linker
 from kgqa.llm import make_llm
@@ -91,7 +91,10 @@ class Agent:
         say_models_once(settings, self.graph)
         self.path_model = path_model(settings, self.graph)  # the trained retriever when there is one
         backend = inference_backend(settings, many)
-        self.embedder = (load_torch_embedder if backend == "torch" else load_embedder)(str(self.path_model.model_dir))
+        load = load_torch_embedder if backend == "torch" else load_embedder
+        self.embedder = load(str(self.path_model.model_dir))
+        if self.path_model.trained and settings.packaged_weight > 0:  # what fine-tuning forgot, the packaged model knows
+            self.embedder = BlendedEmbedder(self.embedder, load(None), settings.packaged_weight)
         self.ranker = PathRanker(self.embedder, settings.cache_dir, self.path_model.hop_penalty)
         self.search = path_search(settings, self.graph, self.ranker)
         self.llm = make_llm(settings)

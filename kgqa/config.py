@@ -66,6 +66,9 @@ class Settings:
     (chosen on held-out dev), else 0.1 (chosen on MetaQA dev for the untrained embedder)."""
     embedder: str | None = None
     """A sentence-embedding model directory; default: the packaged all-MiniLM-L6-v2."""
+    packaged_weight: float = 0.25
+    """With a trained retriever, path scores add this much of the packaged model's similarity, which knows
+    wordings the training questions never used (0: the trained model alone)."""
     llm: str = "none"
     """none; embedded (SmolLM2-135M in-process) or a .gguf file; or an OpenAI-compatible URL (vLLM: http://host:8000/v1)."""
     llm_model: str = ""
@@ -182,6 +185,7 @@ RANGES: dict[str, Range] = {
     "backend": text("auto", "numpy", "torch"),
     "hop_penalty": number(0, optional=True),
     "embedder": text(optional=True),
+    "packaged_weight": number(0),
     "llm": text(),
     "llm_model": text(),
     "llm_timeout": number(0, above=True),

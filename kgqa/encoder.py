@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kgqa.errors import ModelError
+from kgqa.types import STEP_SEPARATOR
 
 
 def default_model_path() -> Path:
@@ -252,3 +253,42 @@ class TorchSentenceEmbedder:
 @lru_cache(maxsize=4)
 def load_torch_embedder(model_dir: str | None = None) -> TorchSentenceEmbedder:
     return TorchSentenceEmbedder(Path(model_dir) if model_dir else None)
+
+
+class BlendedEmbedder:
+    """A trained embedder's vectors beside the packaged model's, weighted so that their dot product is
+    (trained cosine + `weight` * packaged cosine) / (1 + weight), still a unit vector. Fine-tuning on one
+    graph's questions forgets words its training never used; the packaged model still knows them ("who
+    made the film" is near "directed by" for it, not for a retriever trained on MetaQA). A path's packaged
+    half is the mean of its steps' vectors (`embed_paths`), blind to their order, which is the trained
+    model's to judge."""
+
+    def __init__(self, trained, packaged, weight: float) -> None:
+        self.trained, self.packaged, self.weight = trained, packaged, weight
+        self.model_dir = trained.model_dir
+        self.dim = trained.dim + packaged.dim
+        self._scales = (float(np.sqrt(1.0 / (1.0 + weight))), float(np.sqrt(weight / (1.0 + weight))))
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.trained.fingerprint}+{self.packaged.fingerprint}x{self.weight:g}-steps"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self._blend(self.trained.embed(texts), self.packaged.embed(texts))
+
+    def embed_paths(self, texts: list[str]) -> np.ndarray:
+        """Verbalised paths (steps joined by STEP_SEPARATOR): the packaged half from their steps' mean."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        steps = [t.split(STEP_SEPARATOR) for t in texts]
+        unique = list(dict.fromkeys(s for parts in steps for s in parts))
+        index = {s: i for i, s in enumerate(unique)}
+        vectors = self.packaged.embed(unique)
+        means = np.stack([vectors[[index[s] for s in parts]].mean(axis=0) for parts in steps])
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return self._blend(self.trained.embed(texts), means)
+
+    def _blend(self, trained: np.ndarray, packaged: np.ndarray) -> np.ndarray:
+        return np.hstack([self._scales[0] * trained, self._scales[1] * packaged]).astype(np.float32)

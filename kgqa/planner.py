@@ -148,9 +148,17 @@ def entity_over_number(question: str, mentions: Sequence[Mention], topic: str | 
     return next((m for m in entities if m.candidates and m.candidates[0].name != topic), None)
 
 
-def top_k(literals: Sequence[Literal]) -> int:
-    """How many answers a superlative asks for: its first number when that is 20 or less ("the 3 earliest"), else 1."""
-    return int(float(literals[0].text)) if literals and float(literals[0].text) <= 20 else 1
+NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+COUNTED = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)
+
+
+def top_k(literals: Sequence[Literal], masked_question: str = "") -> int:
+    """How many answers a superlative asks for: its first number when that is 20 or less ("the 3 earliest"),
+    else a number word outside the names ("the two most recent"), else 1."""
+    if literals and float(literals[0].text) <= 20:
+        return int(float(literals[0].text))
+    word = COUNTED.search(masked_question)
+    return NUMBER_WORDS[word.group(1).lower()] if word else 1
 
 
 def mostly_literals(names: Sequence[str]) -> bool:
@@ -323,7 +331,7 @@ class Planner:
         if kind == "superlative":
             by_count = BY_COUNT.search(mask_all(question, mentions))
             if by_count and not TIME_WORDS.search(question):
-                counted = self._most_by_count(question, by_count, literals, topic, paths)
+                counted = self._most_by_count(question, by_count, literals, topic, paths, mask_all(question, mentions))
                 if counted is not None:
                     return counted
         if kind in ("filter", "superlative"):
@@ -336,19 +344,19 @@ class Planner:
                     constraint = self._constraint(question, literals, steps)
                     return Program((Branch(topic, path),), constraints=(constraint,))
                 if kind == "superlative":
-                    aggregate = self._aggregate(question, literals, answers, steps)
+                    aggregate = self._aggregate(question, literals, answers, steps, mask_all(question, mentions))
                     return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
         return chain
 
     def _most_by_count(self, question: str, by_count: re.Match, literals: Sequence[Literal], topic: str,
-                       paths: Sequence[Path]) -> Program | None:
+                       paths: Sequence[Path], masked: str = "") -> Program | None:
         """"Which director of an X film is the most prolific": the path (or prefix) whose last step, walked
         forward, is named by the asked noun gives the directors, ordered by how many that step reaches back.
         "Which film has the most actors": the answers ordered by how many neighbours the step the counted
         noun names reaches. "Who in X has made the most films" names no step: the chain found walks on to
         those films, so its entities before the last step are ordered by how many the last step reaches."""
         op = "max" if by_count.group(1).lower() == "most" else "min"
-        k = top_k(literals)
+        k = top_k(literals, masked)
         asked = ASKED_NOUN.search(question)
         if asked:
             role = word_stems(asked.group(1))
@@ -549,11 +557,11 @@ class Planner:
         return Constraint(max(steps, key=fits), op, low, upper)
 
     def _aggregate(self, question: str, literals: Sequence[Literal], answers: list[str],
-                   steps: dict[Step, dict[str, list[str]]]) -> Aggregate | None:
+                   steps: dict[Step, dict[str, list[str]]], masked: str = "") -> Aggregate | None:
         """min or max (by the words) over the literal step that fits the words: a step of years for time
         words, else the one most answers have."""
         largest = bool(LARGEST.search(question)) and not SMALLEST.search(question)
-        k = top_k(literals)
+        k = top_k(literals, masked)
         wants_time = bool(TIME_WORDS.search(question))
 
         def fits(step: Step) -> tuple[bool, int, str]:

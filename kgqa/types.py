@@ -26,6 +26,8 @@ class Step:
 
 
 Path = tuple[Step, ...]
+STEP_SEPARATOR = ", then "
+"""Between the steps of a verbalised path: "starred actors, then reverse of starred actors"."""
 
 
 def parse_path(text: str) -> Path:

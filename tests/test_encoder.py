@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kgqa.encoder import SentenceEmbedder, TorchSentenceEmbedder, clean_text, load_embedder, model_fingerprint
+from kgqa.encoder import (BlendedEmbedder, SentenceEmbedder, TorchSentenceEmbedder, clean_text, load_embedder,
+                          model_fingerprint)
 
 UNDECODABLE = "who directed Kismet \udcff\udcfe"
 """What Python makes of argv `who directed Kismet \\xff\\xfe` (surrogate escapes), or of such a line read with
@@ -87,3 +88,24 @@ def test_the_fingerprint_follows_the_model_files_not_their_folder(tmp_path):
         f.seek(-4, os.SEEK_END)
         f.write(bytes(b ^ 0xFF for b in last))
     assert model_fingerprint(copy) != model_fingerprint(source)
+
+
+def test_a_blended_embedder_adds_the_packaged_similarity_and_keeps_unit_vectors():
+    packaged = load_embedder(None)
+    blended = BlendedEmbedder(packaged, packaged, 0.25)
+    texts = ["who made the film Heat", "directed by", "written by"]
+    vectors = blended.embed(texts)
+    assert vectors.shape == (3, 2 * packaged.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    plain = packaged.embed(texts)
+    assert np.allclose(vectors @ vectors[0], plain @ plain[0], atol=1e-5)  # (c + 0.25 c) / 1.25 = c
+    assert blended.fingerprint != packaged.fingerprint
+
+
+def test_a_blended_path_is_blind_to_step_order_in_its_packaged_half():
+    packaged = load_embedder(None)
+    blended = BlendedEmbedder(packaged, packaged, 0.25)
+    forward, backward = blended.embed_paths(["written by, then starred actors", "starred actors, then written by"])
+    half = packaged.dim
+    assert np.allclose(forward[half:], backward[half:], atol=1e-6)  # the packaged half: the steps' mean
+    assert not np.allclose(forward[:half], backward[:half], atol=1e-3)  # the trained half reads the order

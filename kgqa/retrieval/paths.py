@@ -9,9 +9,9 @@ from pathlib import Path as FsPath
 
 import numpy as np
 
-from kgqa.encoder import SentenceEmbedder
+from kgqa.encoder import BlendedEmbedder, SentenceEmbedder
 from kgqa.files import write_atomically
-from kgqa.types import Path, PathCandidate, Step
+from kgqa.types import STEP_SEPARATOR, Path, PathCandidate, Step
 
 
 def relation_words(relation: str) -> str:
@@ -38,7 +38,7 @@ def verbalise_step(step: Step) -> str:
 
 
 def verbalise_path(path: Path) -> str:
-    return ", then ".join(verbalise_step(step) for step in path)
+    return STEP_SEPARATOR.join(verbalise_step(step) for step in path)
 
 
 SAVE_EVERY = 512
@@ -72,7 +72,8 @@ class PathRanker:
     def path_vectors(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
         if missing:
-            self._vectors.update(zip(missing, self.embedder.embed(missing)))
+            embed = self.embedder.embed_paths if isinstance(self.embedder, BlendedEmbedder) else self.embedder.embed
+            self._vectors.update(zip(missing, embed(missing)))
             self._dirty = True
             self._new += len(missing)
         return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
