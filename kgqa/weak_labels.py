@@ -311,8 +311,8 @@ def _question_stems(label: Label) -> frozenset[str]:
 
 def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]:
     """Labels whose path ties with others (the same answers on this question) take the tied path that
-    questions worded like them take where nothing ties: naive Bayes over the question's words, fitted on
-    the untied labels ("films written by the writer of X" ties `written_by|written_by_inv` with a longer
+    questions worded like them take where nothing ties: multinomial naive Bayes over the question's words,
+    fitted on the untied labels ("films written by the writer of X" ties `written_by|written_by_inv` with a longer
     path whose answers happen to match; the untied questions with those words say which is meant). A
     path no untied question has keeps the old order: the shorter, then fewer inverse steps."""
     clear = [label for label in labels if not label.ties]
@@ -322,13 +322,16 @@ def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]
     words: dict[str, Counter] = {}
     for label in clear:
         words.setdefault(label.example.path, Counter()).update(_question_stems(label))
+    vocabulary = len({w for seen in words.values() for w in seen}) + 1
+    totals = {path: sum(seen.values()) for path, seen in words.items()}
     paths = len(per_path) + 1
 
     def score(path: str, stems: frozenset[str]) -> float:
-        n = per_path.get(path, 0)
+        """log P(path) + sum of log P(word | path), multinomial with add-`smoothing`."""
         seen = words.get(path, Counter())
-        prior = np.log((n + smoothing) / (len(clear) + smoothing * paths))
-        return float(prior + sum(np.log((seen[w] + smoothing) / (n + 2 * smoothing)) for w in stems))
+        prior = np.log((per_path.get(path, 0) + smoothing) / (len(clear) + smoothing * paths))
+        below = totals.get(path, 0) + smoothing * vocabulary
+        return float(prior + sum(np.log((seen[w] + smoothing) / below) for w in stems))
 
     out = []
     for label in labels:
