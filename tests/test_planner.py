@@ -119,3 +119,25 @@ def test_the_llm_planner_runs_only_programs_of_the_graph(tmp_path):
     options = plan_options(["Tam Hollis"], ["1995"], [parse_path("starred_actors_inv")], [parse_path("release_year")[0]])
     plan = planner.plan(question, options, agent.graph.run_program)
     assert plan.attempts and all(json.loads(text)["branches"][0]["entity"] == "Tam Hollis" for text in plan.attempts)
+
+
+def test_yes_no_asks_along_a_path_that_ends_on_the_asked_entity_s_kind(agent):
+    # no verb names the relation: "an Ona Brisk film" is a film she directed, not one with her in it
+    yes = agent.answer("is Salt Road an Ona Brisk film?")
+    assert (yes.kind, yes.yes) == ("yes/no", True) and yes.reply == "Yes: Salt Road | directed_by | Ona Brisk"
+    no = agent.answer("is Night Ferry an Ona Brisk film?")
+    assert (no.kind, no.yes) == ("yes/no", False) and no.program["branches"][0]["path"].startswith("directed_by")
+
+
+def test_a_superlative_reads_a_number_word_as_its_k(agent):
+    result = agent.answer("the two earliest films starring Rex Pell")
+    assert result.kind == "superlative" and result.program["aggregate"]["k"] == 2
+    assert result.answer_names == ["Glass Orchard", "Quiet Field"]
+
+
+def test_a_name_comes_first_when_the_linker_s_first_mention_is_no_name(agent):
+    question = "movies starring both Tam Hollis and Meg Arden"
+    fuzzy = Mention("both", question.index("both"), question.index("both") + 4, (Entity("Bath", 1),))
+    first, *rest = agent._named_first(question, [fuzzy])
+    assert first.candidates[0].name == "Tam Hollis" and fuzzy in rest
+    assert agent._named_first(question, [first] + rest) == [first] + rest  # a name first already: unchanged
