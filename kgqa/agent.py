@@ -14,7 +14,7 @@ from kgqa.llm import make_llm
 from kgqa.llm.program_planner import ProgramPlanner, plan_options
 from kgqa.llm.tasks import Choice, PathChooser, QuestionRewriter, ReplyWriter
 from kgqa.model_store import fewshot_pool_file, model_dir, say_models_once
-from kgqa.planner import Planner, entity_over_number, exact_name, mask_all, split_mentions, wants_two, with_prefixes
+from kgqa.planner import Planner, entity_over_number, mask_all, split_mentions, typed_as_name, wants_two, with_prefixes
 from kgqa.program import Program
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
@@ -242,19 +242,23 @@ class Agent:
         return plan.program
 
     def _named_first(self, question: str, mentions: list[Mention]) -> list[Mention]:
-        """The mentions with a typed name first when the linker's first is none ("both" linked to the tag
-        *goth* in "movies starring both X and Y") or it found none, and the question names entities the
-        tagger missed (`_more_mentions`)."""
-        if mentions and exact_name(mentions[0]):
+        """The mentions with a typed name first (`typed_as_name`) when the linker's first is none: another of
+        its mentions that is, else a name the tagger missed (`_more_mentions`; "both" linked to the tag *goth*
+        in "movies starring both X and Y", or no mention at all)."""
+        if mentions and typed_as_name(question, mentions[0]):
             return mentions
-        more = sorted(self._more_mentions(question, mentions), key=lambda m: m.start)
+        typed = [m for m in mentions if typed_as_name(question, m)]
+        if typed:  # "would you call The Green Pastures a drama": the film, not *The Call*
+            return typed[:1] + [m for m in mentions if m is not typed[0]]
+        more = sorted(self._more_mentions(question, mentions, always=True), key=lambda m: m.start)
         return more[:1] + mentions + more[1:] if more else mentions
 
-    def _more_mentions(self, question: str, mentions: list[Mention]) -> list[Mention]:
+    def _more_mentions(self, question: str, mentions: list[Mention], always: bool = False) -> list[Mention]:
         """Names the linker missed in a question that asks about more than one entity (words join two, or it
         asks yes or no): the tagger learned from questions with one topic. Exact names only, outside the
-        mentions already found, at least two words or capitalised (not "drama" in "a drama")."""
-        if not wants_two(mask_all(question, mentions)):
+        mentions already found, at least two words or capitalised (not "drama" in "a drama"). always: look
+        whatever the question's words."""
+        if not always and not wants_two(mask_all(question, mentions)):
             return []
         if self._names is None:
             self._names = NameMatchLinker(self.graph, cache_dir=self.settings.cache_dir)

@@ -37,7 +37,8 @@ NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w.])")
 COUNT = re.compile(r"\b(how many|number of|count of|count the)\b", re.I)
 YES_NO = re.compile(r"^\s*(did|does|do|is|was|are|were|has|have|had|would you call|(can|could|will)(?!\s+you\b))\b", re.I)
 """A yes/no opening (not a request: "can you name a film ..." asks for films)."""
-EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|not|never|(?:did|does|do|was|is|are|were|has|have)"
+EXCEPT = re.compile(r"\b(but not|except|excluding|without|other than|someone else|somebody else|not|never|"
+                    r"(?:did|does|do|was|is|are|were|has|have)"
                     r"(?:n't| not))\b", re.I)
 BEFORE = re.compile(r"\b(before|earlier than|prior to|until|up to|older than|below|under|less than|lower than)\b", re.I)
 AFTER = re.compile(r"\b(after|later than|since|newer than|more recent than|above|over|more than|greater than|"
@@ -89,19 +90,10 @@ def split_mentions(question: str, mentions: Sequence[Mention], topic: str | None
     ("last?" -> Blast, "the westerns" -> The Westerner) is no second entity, and its words stay cue words.
     A topic that is a number where the question names an entity too is better read as a literal: see
     `entity_over_number`."""
-    capitalises = any(ch.isupper() for ch in question[1:])
-
     def is_topic(m: Mention) -> bool:
         return bool(m.candidates) and m.candidates[0].name == topic
 
-    def named(m: Mention) -> bool:
-        """Typed as its name, and capitalised as names are when the question capitalises them ("show me"
-        opening a question is no film called Show Me)."""
-        if not exact_name(m) or NUMBER.fullmatch(m.text.strip(PUNCTUATION)):
-            return False
-        return not capitalises or any(ch.isupper() for ch in m.text) or m.candidates[0].name.islower()
-
-    entities = [m for m in mentions if is_topic(m) or named(m)]
+    entities = [m for m in mentions if is_topic(m) or typed_as_name(question, m)]
     taken = [(name_start(m), name_start(m) + len(m.candidates[0].name)) if m.candidates else (m.start, m.end)
              for m in entities]
     literals = [Literal(m.group(1).replace(",", ""), m.start(1), m.end(1)) for m in NUMBER.finditer(question)
@@ -110,6 +102,16 @@ def split_mentions(question: str, mentions: Sequence[Mention], topic: str | None
 
 
 PUNCTUATION = " \t?!.,;:'\"()"
+
+
+def typed_as_name(question: str, mention: Mention) -> bool:
+    """Typed as the name it links to (`exact_name`), not a number, and capitalised as names are when the
+    question capitalises them ("show me" opening a question is no film called Show Me, "would you call"
+    no film called The Call)."""
+    if not exact_name(mention) or NUMBER.fullmatch(mention.text.strip(PUNCTUATION)):
+        return False
+    capitalises = any(ch.isupper() for ch in question[1:])
+    return not capitalises or any(ch.isupper() for ch in mention.text) or mention.candidates[0].name.islower()
 WH_OR_REQUEST = re.compile(r"\b(who|whom|whose|what|which|when|where|why|how|name|list|show|give|tell|find)\b", re.I)
 """Words that ask for a set or a value; a question with neither these nor an auxiliary opening, naming two
 entities ("Feed: directed by Brett Leonard?"), asks whether they are related."""
@@ -185,9 +187,10 @@ def loose_stem(word: str) -> str:
 
 
 def wants_two(masked_question: str) -> bool:
-    """Whether a question (its mentions masked) may be about two entities: words that join or exclude, or
-    a yes/no opening."""
-    return bool(JOINED.search(masked_question) or EXCEPT.search(masked_question) or YES_NO.match(masked_question))
+    """Whether a question (its mentions masked) may be about two entities: words that join or exclude, a
+    yes/no opening, or no word asking for a set or value ("Source Code: directed by X?")."""
+    return bool(JOINED.search(masked_question) or EXCEPT.search(masked_question) or YES_NO.match(masked_question)
+                or not WH_OR_REQUEST.search(masked_question))
 
 
 def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Literal]) -> str:
@@ -253,9 +256,12 @@ def name_start(mention: Mention) -> int:
 
 
 def mask_all(question: str, mentions: Sequence[Mention]) -> str:
-    """The question with every entity mention masked."""
+    """The question with every entity mention masked: only its name where the tagged span ran on past it
+    ("would you call Snake Eyes" keeps its "would you call")."""
     for m in sorted(mentions, key=lambda m: -m.start):
-        question = question[:m.start] + "something" + question[m.end:]
+        found = m.text.casefold().find(m.candidates[0].name.casefold()) if m.candidates else -1
+        start, end = (m.start + found, m.start + found + len(m.candidates[0].name)) if found >= 0 else (m.start, m.end)
+        question = question[:start] + "something" + question[end:]
     return question
 
 
@@ -307,6 +313,10 @@ class Planner:
             plain = COUNT.sub(lambda m: "which".ljust(len(m.group())), question)  # offsets kept
             inner = cue_shape(plain, mentions, literals)
             inner = inner if inner in ("conjunction", "filter") else "chain"
+            first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
+            asked = plain[:first.start] + "something" + plain[first.end:] if first else plain
+            paths = self.search(topic, asked) or paths  # "number of movies by X" ranks votes first, "which movies" not
+            chain = Program((Branch(topic, paths[0]),))
             program = self.compose(inner, plain, mentions, literals, topic, paths) if inner != "chain" else chain
             return replace(program, aggregate=Aggregate("count"))
         if kind == "yes/no":
@@ -342,11 +352,28 @@ class Planner:
                     continue
                 if kind == "filter" and literals:
                     constraint = self._constraint(question, literals, steps)
+                    both = self._joined_pair(question, mentions, literals, topic, paths)
+                    if both is not None:  # "X and Y together after 1976": their shared answers, filtered
+                        return replace(both, constraints=(constraint,))
                     return Program((Branch(topic, path),), constraints=(constraint,))
                 if kind == "superlative":
                     aggregate = self._aggregate(question, literals, answers, steps, mask_all(question, mentions))
                     return Program((Branch(topic, path),), aggregate=aggregate) if aggregate else chain
         return chain
+
+    def _joined_pair(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal], topic: str,
+                     paths: Sequence[Path]) -> Program | None:
+        """The conjunction of the topic and a second named entity that words join to it ("X and Y"), when
+        the question has one and their branches share answers; else None."""
+        others = [m for m in mentions if m.candidates and m.candidates[0].name != topic]
+        first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
+        if not others or first is None:
+            return None
+        a, b = sorted((first, others[0]), key=lambda m: m.start)
+        if not JOINED.search(question[a.end:name_start(b)]):
+            return None
+        program = self.compose("conjunction", question, mentions, literals, topic, paths)
+        return program if len(program.branches) >= 2 else None
 
     def _most_by_count(self, question: str, by_count: re.Match, literals: Sequence[Literal], topic: str,
                        paths: Sequence[Path], masked: str = "") -> Program | None:
@@ -385,7 +412,10 @@ class Planner:
         if others:  # the first path that ends on the kind of thing asked about (a director, not a language)
             asked = others[0].candidates[0].name
             back = {Step(s.relation, not s.inverse) for s in self.graph.next_steps_many([asked], [()])[0]}
-            path = next((p for p in with_prefixes(paths[:5]) if p[-1] in back), None)
+            typed = [p for p in with_prefixes(paths[:5]) if p[-1] in back]
+            verbs = {loose_stem(w) for w in re.findall(r"[a-zA-Z']{3,}", mask_all(question, mentions))}
+            named = [p for p in typed if any(loose_stem(w) in verbs for s in p for w in relation_words(s.relation).split())]
+            path = (named or typed or [None])[0]  # "did X direct Y": the path its verb names
             if path is None:  # a step of the topic's that the asked entity has most of ("a Jun Fukuda film")
                 mine = [s for s in self.graph.next_steps_many([topic], [()])[0] if s in back]
                 most = max(mine, key=lambda s: (len(self.graph.neighbours(asked, Step(s.relation, not s.inverse))),
@@ -429,7 +459,7 @@ class Planner:
             return program
         masked = mask_all(question, [m for m in mentions if exact_name(m) or m.candidates
                                      and m.candidates[0].name == program.branches[0].entity]).casefold()
-        words = set(re.findall(r"[a-z][a-z'-]{3,}", masked))
+        words = set(re.findall(r"[a-z][a-z'-]{2,}", masked))  # "war films" names the class War
         branch = program.branches[0]
         reached = self.graph.expand(branch.entity, branch.path).answers
         found = self._class_of(program, reached[:200], masked, words)
@@ -485,7 +515,7 @@ class Planner:
             return None
         (_, first_end, first), (second_at, _, second) = named[:2]
         between = masked[first_end:second_at]
-        if len(between.split()) > 3:  # "written and directed", "write without directing": side by side
+        if len(between.split()) > 6:  # "written and directed", "written by X that someone else directed"
             return None
         if EXCEPT.search(between):
             program = Program((Branch(topic, (first,)),), exclude=(Branch(topic, (second,)),))
