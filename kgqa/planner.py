@@ -186,6 +186,17 @@ def loose_stem(word: str) -> str:
     return word[:4] if len(word) > 4 else word
 
 
+def verb_stems(text: str) -> set[str]:
+    """The `loose_stem`s of a text's words (what `names_steps` matches relations against)."""
+    return {loose_stem(w) for w in re.findall(r"[a-zA-Z']{3,}", text)}
+
+
+def names_steps(stems: set[str], path: Path) -> int:
+    """How many of the path's steps the question names, by `verb_stems` ("directed by X": directed_by)."""
+    return sum(1 for step in path if any(loose_stem(w) in stems for w in relation_words(step.relation).split()
+                                         if len(w) >= 3))
+
+
 def wants_two(masked_question: str) -> bool:
     """Whether a question (its mentions masked) may be about two entities: words that join or exclude, a
     yes/no opening, or no word asking for a set or value ("Source Code: directed by X?")."""
@@ -315,7 +326,9 @@ class Planner:
             inner = inner if inner in ("conjunction", "filter") else "chain"
             first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
             asked = plain[:first.start] + "something" + plain[first.end:] if first else plain
-            paths = self.search(topic, asked) or paths  # "number of movies by X" ranks votes first, "which movies" not
+            found = [p for p in self.search(topic, asked) if self.graph.expand(topic, p).answers]
+            if found and len(found[0]) < len(paths[0]) and paths[0][:len(found[0])] == found[0]:
+                paths = found  # "number of movies by X" walks on to the votes; "which movies by X" does not
             chain = Program((Branch(topic, paths[0]),))
             program = self.compose(inner, plain, mentions, literals, topic, paths) if inner != "chain" else chain
             return replace(program, aggregate=Aggregate("count"))
@@ -331,13 +344,15 @@ class Planner:
             # shorter paths first: two entities usually share direct neighbours, and a longer path to a class
             # (a genre, a year) shares answers with anything
             own = sorted(with_prefixes(self.search(topic, without_other(question, first, other))[:5] or paths[:1]), key=len)
-            for path in own:
+            fallback = None
+            for path in own[:1] if excluded else own:  # what is cut from is the topic's own set, not a wider one
                 for branch in self._second_branches(question, other, path):
-                    program = Program((Branch(topic, path),) + (() if excluded else (branch,)),
-                                      exclude=(branch,) if excluded else ())
-                    if excluded or self.graph.run_program(program).answers:
-                        return program
-            return chain
+                    both = Program((Branch(topic, path), branch))
+                    if self.graph.run_program(both).answers:  # an exclusion too must meet the answers it cuts
+                        return Program((Branch(topic, path),), exclude=(branch,)) if excluded else both
+                    if excluded and fallback is None:
+                        fallback = Program((Branch(topic, path),), exclude=(branch,))
+            return fallback or self._shared_steps(question, mentions, topic, other.candidates[0].name) or chain
         if kind == "superlative":
             by_count = BY_COUNT.search(mask_all(question, mentions))
             if by_count and not TIME_WORDS.search(question):
@@ -413,8 +428,8 @@ class Planner:
             asked = others[0].candidates[0].name
             back = {Step(s.relation, not s.inverse) for s in self.graph.next_steps_many([asked], [()])[0]}
             typed = [p for p in with_prefixes(paths[:5]) if p[-1] in back]
-            verbs = {loose_stem(w) for w in re.findall(r"[a-zA-Z']{3,}", mask_all(question, mentions))}
-            named = [p for p in typed if any(loose_stem(w) in verbs for s in p for w in relation_words(s.relation).split())]
+            verbs = verb_stems(mask_all(question, mentions))
+            named = [p for p in typed if names_steps(verbs, p)]
             path = (named or typed or [None])[0]  # "did X direct Y": the path its verb names
             if path is None:  # a step of the topic's that the asked entity has most of ("a Jun Fukuda film")
                 mine = [s for s in self.graph.next_steps_many([topic], [()])[0] if s in back]
@@ -437,14 +452,20 @@ class Planner:
         masked = mask_all(question, mentions).casefold()
         words = re.findall(r"[a-z][a-z'-]{3,}", masked)
         steps = self.graph.next_steps_many([topic], [()])[0]
+        absent = []
         for word in words:
             options = []
             for name in self.graph.find_entities(word)[:3]:
                 back = {Step(s.relation, not s.inverse) for s in self.graph.next_steps_many([name], [()])[0]}
                 options += [(len(self.graph.neighbours(topic, s)), str(s), s, name) for s in steps if s in back]
+                absent += [(-len(self.graph.neighbours(name, Step(s.relation, not s.inverse))), str(s), s, name)
+                           for s in back if s not in steps]
             if options:  # the step the topic has fewest values on: a genre, not one of many tags
                 _, _, step, name = min(options)
                 return Program((Branch(topic, (step,)),), ask=name)
+        if absent:  # the topic has no such step at all ("is Wind a crime film", Wind has no genre): no
+            _, _, step, name = min(absent)  # the class most things hold, by that step
+            return Program((Branch(topic, (step,)),), ask=name)
         return None
 
     def narrow_by_class(self, program: Program, question: str, mentions: Sequence[Mention]) -> Program:
@@ -539,7 +560,29 @@ class Planner:
             out.append(Branch(name, path))
         own = sorted(self.search(name, question[:mention.start] + "something" + question[mention.end:])[:3], key=len)
         steps = [(s,) for s in self.steps_from([name])]  # last: any one step that meets the topic's answers
-        return out + [Branch(name, p) for p in dict.fromkeys(own + steps) if p != path]
+        words = verb_stems(question)
+        ranked = sorted(dict.fromkeys(own + steps), key=lambda p: (-min(names_steps(words, p), 1), len(p)))  # named, short
+        return out + [Branch(name, p) for p in ranked if p != path]
+
+    def _shared_steps(self, question: str, mentions: Sequence[Mention], topic: str, other: str) -> Program | None:
+        """Two entities with one step each that meet ("what has X made with director Y": X starred, Y
+        directed), when no ranked path of the topic's does: of the pairs of steps whose answers meet, the one
+        whose relation words the question names most, then the fewer shared answers."""
+        words = verb_stems(mask_all(question, mentions))
+        mine, theirs = self.steps_from([topic]), self.steps_from([other])
+        reached_mine = {step: self.graph.neighbours(topic, step) for step in mine}
+        options = []
+        for step in theirs:
+            reached = set(self.graph.neighbours(other, step))
+            for own_step, answers in reached_mine.items():
+                shared = reached & set(answers)
+                if shared:
+                    options.append((-names_steps(words, (own_step, step)), len(shared), str(own_step), str(step),
+                                    own_step, step))
+        if not options:
+            return None
+        *_, own_step, step = min(options)
+        return Program((Branch(topic, (own_step,)), Branch(other, (step,))))
 
     def steps_from(self, entities: list[str]) -> list[Step]:
         """Every step walkable from any of the entities, sorted by text."""
