@@ -141,3 +141,10 @@ def test_a_name_comes_first_when_the_linker_s_first_mention_is_no_name(agent):
     first, *rest = agent._named_first(question, [fuzzy])
     assert first.candidates[0].name == "Tam Hollis" and fuzzy in rest
     assert agent._named_first(question, [first] + rest) == [first] + rest  # a name first already: unchanged
+
+
+def test_two_entities_meet_along_the_steps_the_question_names(agent):
+    result = agent.answer("what has Tam Hollis made with director Ona Brisk?")
+    assert result.kind == "conjunction" and sorted(result.answer_names) == ["Harbour Lights", "Salt Road"]
+    assert {(b["entity"], b["path"]) for b in result.program["branches"]} == {
+        ("Tam Hollis", "starred_actors_inv"), ("Ona Brisk", "directed_by_inv")}
