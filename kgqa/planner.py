@@ -536,7 +536,8 @@ class Planner:
             return None
         (_, first_end, first), (second_at, _, second) = named[:2]
         between = masked[first_end:second_at]
-        if len(between.split()) > 6:  # "written and directed", "written by X that someone else directed"
+        words = len(between.split())  # side by side: "written and directed", "write without directing";
+        if words > 6 or (words > 3 and not EXCEPT.search(between)):  # "written by X that someone else directed"
             return None
         if EXCEPT.search(between):
             program = Program((Branch(topic, (first,)),), exclude=(Branch(topic, (second,)),))
