@@ -66,7 +66,7 @@ class Settings:
     (chosen on held-out dev), else 0.1 (chosen on MetaQA dev for the untrained embedder)."""
     embedder: str | None = None
     """A sentence-embedding model directory; default: the packaged all-MiniLM-L6-v2."""
-    packaged_weight: float = 0.25
+    packaged_weight: float = 0.0
     """With a trained retriever, path scores add this much of the packaged model's similarity, which knows
     wordings the training questions never used (0: the trained model alone)."""
     llm: str = "none"

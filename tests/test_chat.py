@@ -26,7 +26,7 @@ def spawn(cache: Path, *args: str, env: dict | None = None):
                    **(env or {})}
     child = pexpect.spawn(sys.executable, ["-m", "kgqa.cli", "chat", "--graph", str(TINY), *args], env=environment,
                           encoding="utf-8", timeout=60, dimensions=(40, 200))
-    child.expect_exact("/help lists commands")
+    child.expect_exact("/help lists commands", timeout=240)  # start-up: imports and models, slow on a loaded machine
     child.expect_exact(PROMPT)
     return child
 
