@@ -260,18 +260,25 @@ def without_other(question: str, topic: Mention, other: Mention) -> str:
     return mask_all(question, [topic, other])
 
 
-def name_start(mention: Mention) -> int:
-    """Where the entity's name starts inside its mention (a tagged span may take in "but not" before it)."""
+def name_span(mention: Mention) -> tuple[int, int]:
+    """Where the entity's name lies inside its mention (a tagged span may take in "but not" before it, or
+    "would you call" before "Snake Eyes"); the whole mention when the name is not in it as typed."""
     found = mention.text.casefold().find(mention.candidates[0].name.casefold()) if mention.candidates else -1
-    return mention.start + max(found, 0)
+    if found < 0:
+        return mention.start, mention.end
+    return mention.start + found, mention.start + found + len(mention.candidates[0].name)
+
+
+def name_start(mention: Mention) -> int:
+    """Where the entity's name starts inside its mention (`name_span`)."""
+    return name_span(mention)[0]
 
 
 def mask_all(question: str, mentions: Sequence[Mention]) -> str:
     """The question with every entity mention masked: only its name where the tagged span ran on past it
     ("would you call Snake Eyes" keeps its "would you call")."""
     for m in sorted(mentions, key=lambda m: -m.start):
-        found = m.text.casefold().find(m.candidates[0].name.casefold()) if m.candidates else -1
-        start, end = (m.start + found, m.start + found + len(m.candidates[0].name)) if found >= 0 else (m.start, m.end)
+        start, end = name_span(m)
         question = question[:start] + "something" + question[end:]
     return question
 
