@@ -21,6 +21,7 @@ from kgqa.questions import check_question, mask_span
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
+from kgqa.retrieval.phrases import check_phrases, phrase_hint
 from kgqa.retrieval.search import path_search
 from kgqa.shapes import ShapeModel
 from kgqa.types import Answer, Entity, Mention, Result, format_path, parse_path
@@ -89,6 +90,7 @@ class Agent:
         self.graph = graph or open_graph(settings)
         self.linker = make_linker(settings, self.graph)
         say_models_once(settings, self.graph)
+        check_phrases(settings.relation_phrases, self.graph.relations())
         self.path_model = path_model(settings, self.graph)  # the trained retriever when there is one
         backend = inference_backend(settings, many)
         load = load_torch_embedder if backend == "torch" else load_embedder
@@ -112,7 +114,8 @@ class Agent:
             self.rewriter = QuestionRewriter(self.llm, budget=settings.llm_prompt_tokens, templates=templates)
             self.program_planner = ProgramPlanner(self.llm, self.graph, self.embedder.embed, templates=templates)
         self.reranker = load_reranker(settings, self.graph, backend)  # the trained reranker when there is one
-        self.planner = Planner(self.graph, self._paths_for, ShapeModel.load(model_dir(settings, self.graph, "shapes")))
+        self.planner = Planner(self.graph, self._paths_for, ShapeModel.load(model_dir(settings, self.graph, "shapes")),
+                               settings.max_hops)
         self._names: NameMatchLinker | None = None  # extra mentions for questions about two entities
 
     def answer(self, question: str, topic: str | None = None) -> Result:
@@ -133,7 +136,7 @@ class Agent:
         chosen = [m.candidates[0].name if m else None for m in mentions]
         linked = time.perf_counter()
 
-        vectors = self.embedder.embed([mask_mention(q, m) for q, m in zip(questions, mentions)])
+        vectors = self.embedder.embed([self._retrieval_text(q, m) for q, m in zip(questions, mentions)])
         known = [i for i, t in enumerate(chosen) if t is not None]
         ranked_known = self.search.search_many([chosen[i] for i in known], vectors[known], self.settings.top_paths)
         ranked: list[list] = [[] for _ in questions]
@@ -183,6 +186,12 @@ class Agent:
             results.append(result)
         return self._compose_programs(results, every_mention, ranked)
 
+    def _retrieval_text(self, question: str, mention: Mention | None) -> str:
+        """What the retriever and reranker read: the question with its topic masked, and the words of any
+        relation it names by one of the graph's `relation_phrases`."""
+        masked = mask_mention(question, mention)
+        return masked + phrase_hint(masked, self.settings.relation_phrases)
+
     def _compose_programs(self, results: list[Result], every_mention: list[list[Mention]],
                           ranked: list[list]) -> list[Result]:
         """Each answer as a query program: the chain found above, composed by the planner into a conjunction,
@@ -206,8 +215,8 @@ class Agent:
             if kind != "chain" and self.program_planner is not None:  # the LLM writes it; the rules' stands by
                 program = self._llm_program(result, kind, mentions, literals, chain_paths) or program
             result.kind, result.program = program.kind, program.to_json()
-            if program.kind == "chain" and instead is None:
-                continue
+            if program.kind == "chain" and instead is None and format_path(program.branches[0].path) == result.path:
+                continue  # the chain found above
             started = time.perf_counter()
             outcome = self.graph.run_program(program)
             result.query = self.graph.program_query(program)
@@ -242,11 +251,15 @@ class Agent:
         return plan.program
 
     def _named_first(self, question: str, mentions: list[Mention]) -> list[Mention]:
-        """The mentions with a typed name first (`typed_as_name`) when the linker's first is none: another of
-        its mentions that is, else a name the tagger missed (`_more_mentions`; "both" linked to the tag *goth*
-        in "movies starring both X and Y", or no mention at all)."""
+        """The mentions with a typed name first (`typed_as_name`): the linker's first, or the longer exact
+        name around it ("Truth or Consequences, N.M.", tagged as *M*); else another of its mentions typed as
+        a name; else a name the tagger missed (`_more_mentions`; "both" linked to the tag *goth* in "movies
+        starring both X and Y", or no mention at all)."""
         if mentions and typed_as_name(question, mentions[0]):
-            return mentions
+            first = mentions[0]
+            around = [m for m in self._exact_names(question) if m.start <= first.start and first.end <= m.end
+                      and m.end - m.start > first.end - first.start]
+            return around[:1] + mentions[1:] if around else mentions
         typed = [m for m in mentions if typed_as_name(question, m)]
         if typed:  # "would you call The Green Pastures a drama": the film, not *The Call*
             return typed[:1] + [m for m in mentions if m is not typed[0]]
@@ -255,23 +268,30 @@ class Agent:
 
     def _more_mentions(self, question: str, mentions: list[Mention], always: bool = False) -> list[Mention]:
         """Names the linker missed in a question that asks about more than one entity (words join two, or it
-        asks yes or no): the tagger learned from questions with one topic. Exact names only, outside the
-        mentions already found, at least two words or capitalised (not "drama" in "a drama"). always: look
-        whatever the question's words."""
+        asks yes or no): the tagger learned from questions with one topic. Exact names outside the mentions
+        already found (`_exact_names`). always: look whatever the question's words."""
         if not always and not wants_two(mask_all(question, mentions)):
             return []
-        if self._names is None:
-            self._names = NameMatchLinker(self.graph, cache_dir=self.settings.cache_dir)
         taken = [(m.start, m.end) for m in mentions]
         found = []
-        for m in self._names.link(question):
-            text = question[m.start:m.end]
-            named = m.candidates[0].name.casefold() == text.strip().casefold() if m.candidates else False
-            if any(s < m.end and m.start < e for s, e in taken) or not named \
-                    or not (" " in text.strip() or text[:1].isupper()):
+        for m in self._exact_names(question):
+            if any(s < m.end and m.start < e for s, e in taken):
                 continue
             taken.append((m.start, m.end))
             found.append(m)
+        return found
+
+    def _exact_names(self, question: str) -> list[Mention]:
+        """The graph's names typed exactly in the question (name matching, any case), of at least two words
+        or capitalised (not "drama" in "a drama")."""
+        if self._names is None:
+            self._names = NameMatchLinker(self.graph, cache_dir=self.settings.cache_dir)
+        found = []
+        for m in self._names.link(question):
+            text = question[m.start:m.end]
+            if m.candidates and m.candidates[0].name.casefold() == text.strip().casefold() \
+                    and (" " in text.strip() or text[:1].isupper()):
+                found.append(m)
         return found
 
     def _paths_for(self, entity: str, masked_question: str) -> list:
@@ -326,7 +346,7 @@ class Agent:
         groups = collect_groups(self.graph, mentions, ranked, [p.index if p.by_llm else None for p in picks],
                                 others, top_topics, self.settings.rerank_margin)
         expanded = time.perf_counter()
-        masked = [mask_mention(q, m) for q, m in zip(questions, mentions)]
+        masked = [self._retrieval_text(q, m) for q, m in zip(questions, mentions)]
         selected, rerank_ms = self.reranker.rerank_batch(masked, groups, self.graph.degree)
         share = 1.0 / len(questions)
         timings = {k: v * 1000 * share for k, v in stages.items()}

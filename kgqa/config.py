@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,6 +67,10 @@ class Settings:
     (chosen on held-out dev), else 0.1 (chosen on MetaQA dev for the untrained embedder)."""
     embedder: str | None = None
     """A sentence-embedding model directory; default: the packaged all-MiniLM-L6-v2."""
+    relation_phrases: dict[str, list[str]] = field(default_factory=dict)
+    """Phrases users say for a relation that its name lacks, a table of relation = [phrases]
+    (`directed_by = ["behind the camera"]`); a question using one is retrieved with the relation's words
+    added (kgqa.retrieval.phrases). In an environment variable or on the command line: the table as JSON."""
     packaged_weight: float = 0.0
     """With a trained retriever, path scores add this much of the packaged model's similarity, which knows
     wordings the training questions never used (0: the trained model alone)."""
@@ -136,7 +141,8 @@ class Range:
         if self.choices:
             text = "one of " + ", ".join(self.choices)
         else:
-            text = {"int": "a whole number", "float": "a number", "bool": "true or false", "path": "a path"}.get(
+            text = {"int": "a whole number", "float": "a number", "bool": "true or false", "path": "a path",
+                    "phrases": 'a table of relation = ["phrase", ...]'}.get(
                 self.kind, "text")
             if self.low is not None and self.high is not None:
                 text += f" from {self.low:g} to {self.high:g}"
@@ -185,6 +191,7 @@ RANGES: dict[str, Range] = {
     "backend": text("auto", "numpy", "torch"),
     "hop_penalty": number(0, optional=True),
     "embedder": text(optional=True),
+    "relation_phrases": Range("phrases"),
     "packaged_weight": number(0),
     "llm": text(),
     "llm_model": text(),
@@ -236,6 +243,8 @@ def coerce_setting(name: str, value: Any, where: str = "") -> Any:
 
     if isinstance(value, str) and rule.kind != "str":
         value = value.strip()
+    if rule.kind == "phrases" and value == "":
+        return {}
     if value is None or (value == "" and rule.kind != "str") or (value == "" and rule.optional):
         if rule.optional:
             return None
@@ -266,6 +275,17 @@ def coerce_setting(name: str, value: Any, where: str = "") -> Any:
                 or (rule.high is not None and value > rule.high)):
             raise bad("is out of range")
         return value
+    if rule.kind == "phrases":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise bad("is not a JSON table") from None
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) and v and all(isinstance(p, str) and p.strip() for p in v)
+                for k, v in value.items()):
+            raise bad("is not a table of relations, each with a list of phrases")
+        return {k: [p.strip() for p in v] for k, v in value.items()}
     if rule.kind == "path":
         if not isinstance(value, (str, os.PathLike)):
             raise bad("is not a path")

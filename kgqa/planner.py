@@ -50,6 +50,10 @@ LARGEST = re.compile(r"\b(latest|last|newest|most recent|highest|best|top|most|g
 BY_COUNT = re.compile(r"\b(most|fewest|least)\s+(\w+)", re.I)
 TIME_WORDS = re.compile(r"\b(earliest|latest|first|last|oldest|newest|recent|recently|year|when|before|after|since)\b",
                         re.I)
+OTHERS = re.compile(r"\b(else|other|others|also)\b", re.I)
+"""Words that ask for things like the topic besides it: "what else did the director of X make"."""
+OTHERS_OF_FEW = 2
+"""At most this many answers of a chain whose "others" are asked for (a film's director, its writers)."""
 ASKED_NOUN = re.compile(r"\b(?:which|what)\s+([a-z]+)", re.I)
 """The noun a question asks for ("which director ..."), when it names one."""
 
@@ -292,6 +296,7 @@ class Planner:
     """(entity, question with that entity masked) -> its best paths, best first."""
     shapes: ShapeModel | None = None
     """The graph's trained question-shape model, if it has one."""
+    max_hops: int = 3
 
     def kinds(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal]) -> list[str]:
         """The kinds to try, best first: the shape model's probabilities, the cue words' kind given
@@ -310,6 +315,9 @@ class Planner:
              paths: Sequence[Path]) -> tuple[str, Program]:
         """The kind the question asks for and its program: the first kind of `kinds` whose program can be
         composed (not falling back to the chain), else the chain."""
+        like_topic = self.back_to_topic_kind(question, mentions, topic, paths[0])
+        if like_topic is not None:
+            paths = [like_topic] + [p for p in paths if p != like_topic]
         chain = Program((Branch(topic, paths[0]),))
         for kind in self.kinds(question, mentions, literals):
             if kind == "chain":
@@ -318,6 +326,20 @@ class Planner:
             if program != chain:
                 return kind, program
         return "chain", chain
+
+    def back_to_topic_kind(self, question: str, mentions: Sequence[Mention], topic: str, path: Path) -> Path | None:
+        """For a question that asks for others like its topic ("other films by whoever directed X", "what
+        else did X's author write"), `path` walked on back along its last step when it reaches a handful of
+        answers (OTHERS_OF_FEW: "what other films did X act in" asks for more of X's many films) that are not
+        of the topic's kind (they lack the topic's first step: a director directs no film); else None."""
+        if not OTHERS.search(mask_all(question, mentions)) or len(path) >= self.max_hops:
+            return None
+        answers = self.graph.expand(topic, path).answers
+        if not answers or len(answers) > OTHERS_OF_FEW or any(self.graph.expand(a, path[:1]).answers for a in answers):
+            return None
+        last = path[-1]
+        longer = path + (Step(last.relation, not last.inverse),)
+        return longer if [a for a in self.graph.expand(topic, longer).answers if a != topic] else None
 
     def compose(self, kind: str, question: str, mentions: Sequence[Mention], literals: Sequence[Literal],
                 topic: str, paths: Sequence[Path]) -> Program:

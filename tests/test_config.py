@@ -254,3 +254,20 @@ def test_a_graph_carries_its_own_settings_under_every_other_layer(tmp_path):
     (tmp_path / "family.tsv.kgqa.toml").write_text("no_such_setting = 1\n")
     with pytest.raises(InputError, match="no_such_setting"):
         load_settings(overrides={"graph": str(graph)}, environ={})
+
+
+def test_relation_phrases_come_as_a_table_or_as_json_and_are_checked():
+    from kgqa.retrieval.phrases import check_phrases, phrase_hint
+
+    assert coerce_setting("relation_phrases", {"directed_by": [" behind the camera "]}) == {
+        "directed_by": ["behind the camera"]}
+    assert coerce_setting("relation_phrases", '{"written_by": ["penned"]}') == {"written_by": ["penned"]}
+    assert coerce_setting("relation_phrases", "") == {}
+    for bad in ('{"written_by": "penned"}', "[1, 2]", "not json", '{"written_by": []}'):
+        with pytest.raises(InputError, match="relation_phrases"):
+            coerce_setting("relation_phrases", bad, "KGQA_RELATION_PHRASES")
+    phrases = {"directed_by": ["behind the camera"], "written_by": ["penned"]}
+    assert phrase_hint("who's Behind the Camera on X", phrases) == " (directed by)"
+    assert phrase_hint("who was behind the cameraman", phrases) == ""  # whole words only
+    with pytest.raises(InputError, match="wrote_by"):
+        check_phrases({"wrote_by": ["penned"]}, ["directed_by", "written_by"])

@@ -148,3 +148,38 @@ def test_two_entities_meet_along_the_steps_the_question_names(agent):
     assert result.kind == "conjunction" and sorted(result.answer_names) == ["Harbour Lights", "Salt Road"]
     assert {(b["entity"], b["path"]) for b in result.program["branches"]} == {
         ("Tam Hollis", "starred_actors_inv"), ("Ona Brisk", "directed_by_inv")}
+
+
+def test_others_like_the_topic_walk_back_along_the_last_step(agent):
+    planner, said = agent.planner, "other films by whoever directed Salt Road"
+    salt = Mention("Salt Road", said.index("Salt"), len(said), (Entity("Salt Road", 1),))
+    assert planner.back_to_topic_kind(said, [salt], "Salt Road", parse_path("directed_by")) == \
+        parse_path("directed_by|directed_by_inv")  # a director directs no film: walk on to her films
+    plain = "who directed Salt Road"
+    assert planner.back_to_topic_kind(plain, [Mention("Salt Road", 13, 22, salt.candidates)], "Salt Road",
+                                      parse_path("directed_by")) is None  # no word asks for others
+    many = "what other films has Tam Hollis starred in"
+    tam = Mention("Tam Hollis", many.index("Tam"), many.index("Tam") + 10, (Entity("Tam Hollis", 1),))
+    assert planner.back_to_topic_kind(many, [tam], "Tam Hollis", parse_path("starred_actors_inv")) is None
+
+
+def test_a_relation_phrase_of_the_graph_s_settings_steers_retrieval(tmp_path):
+    graph = tmp_path / "films.tsv"
+    graph.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in TRIPLES))
+    question = "who's behind the camera on Night Ferry"
+    plain = Agent(load_settings(overrides={"graph": str(graph), "cache_dir": str(tmp_path / "cache")}))
+    assert plain.answer(question).path != "directed_by"  # the packaged embedder reads it as the cast
+    (tmp_path / "films.tsv.kgqa.toml").write_text('[relation_phrases]\ndirected_by = ["behind the camera"]\n')
+    taught = Agent(load_settings(overrides={"graph": str(graph), "cache_dir": str(tmp_path / "cache")}))
+    result = taught.answer(question)
+    assert (result.path, result.answer_names) == ("directed_by", ["Ivo Grant"])
+    assert taught.answer("who acts in Night Ferry").path == "starred_actors"  # other questions as before
+
+
+def test_a_longer_exact_name_around_the_linker_s_mention_comes_first(agent):
+    question = "when did Harbour Lights come out"
+    part = Mention("Lights", question.index("Lights"), question.index("Lights") + 6, (Entity("Lights", 1),))
+    first, *rest = agent._named_first(question, [part])
+    assert (first.candidates[0].name, rest) == ("Harbour Lights", [])
+    whole = agent._named_first(question, [first])
+    assert whole == [first]  # the whole name already: unchanged
