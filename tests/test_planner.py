@@ -183,3 +183,31 @@ def test_a_longer_exact_name_around_the_linker_s_mention_comes_first(agent):
     assert (first.candidates[0].name, rest) == ("Harbour Lights", [])
     whole = agent._named_first(question, [first])
     assert whole == [first]  # the whole name already: unchanged
+
+
+def test_the_reranker_chooses_among_a_kind_s_candidate_programs(agent):
+    from dataclasses import replace as changed
+
+    from kgqa.planner import CHOICE_MARGIN
+    from kgqa.program import Aggregate, Branch, Program
+
+    earliest = Aggregate("min", parse_path("release_year")[0])
+    acted = Program((Branch("Rex Pell", parse_path("starred_actors_inv")),), aggregate=earliest)
+    empty = Program((Branch("Rex Pell", parse_path("directed_by_inv")),), aggregate=earliest)  # he directs nothing
+    via_director = Program((Branch("Rex Pell", parse_path("starred_actors_inv|directed_by|directed_by_inv")),),
+                           aggregate=earliest)
+    logits = {"starred_actors_inv": 0.0, "directed_by_inv": 9.0}
+    question = "Rex Pell's earliest film"
+    rex = [Mention("Rex Pell", 0, 8, (Entity("Rex Pell", 1),))]
+
+    def choose(programs, extra):  # the chain's program first; `extra` logits for the last path
+        scores = logits | {"starred_actors_inv|directed_by|directed_by_inv": extra}
+        planner = changed(agent.planner, score_paths=lambda q, paths: [scores["|".join(map(str, p))] for p in paths])
+        return planner.choose(question, rex, programs)
+
+    assert choose([acted, empty], 0.0) == acted  # a program without answers never wins
+    assert choose([acted, via_director], CHOICE_MARGIN + 0.5) == via_director
+    assert choose([acted, via_director], CHOICE_MARGIN - 0.5) == acted  # the chain's program keeps a margin
+    assert agent.planner.walks(Program((Branch("X", parse_path("starred_actors")),),
+                                       aggregate=Aggregate("max", parse_path("starred_actors_inv")[0], "count"))) \
+        == [parse_path("starred_actors|starred_actors_inv")]  # a count-superlative walks on to what it counts
