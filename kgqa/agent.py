@@ -251,14 +251,15 @@ class Agent:
         return plan.program
 
     def _named_first(self, question: str, mentions: list[Mention]) -> list[Mention]:
-        """The mentions with a typed name first (`typed_as_name`): the linker's first, or the longer exact
-        name around it ("Truth or Consequences, N.M.", tagged as *M*); else another of its mentions typed as
+        """The mentions with a typed name first (`typed_as_name`): the linker's first, or the longer name
+        around it typed exactly, capitals and all ("Truth or Consequences, N.M.", tagged as *M*); else another of its mentions typed as
         a name; else a name the tagger missed (`_more_mentions`; "both" linked to the tag *goth* in "movies
         starring both X and Y", or no mention at all)."""
         if mentions and typed_as_name(question, mentions[0]):
             first = mentions[0]
             around = [m for m in self._exact_names(question) if m.start <= first.start and first.end <= m.end
-                      and m.end - m.start > first.end - first.start]
+                      and m.end - m.start > first.end - first.start
+                      and question[m.start:m.end].strip() == m.candidates[0].name]  # with its capitals: not "in The Fog"
             return around[:1] + mentions[1:] if around else mentions
         typed = [m for m in mentions if typed_as_name(question, m)]
         if typed:  # "would you call The Green Pastures a drama": the film, not *The Call*

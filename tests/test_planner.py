@@ -183,6 +183,8 @@ def test_a_longer_exact_name_around_the_linker_s_mention_comes_first(agent):
     assert (first.candidates[0].name, rest) == ("Harbour Lights", [])
     whole = agent._named_first(question, [first])
     assert whole == [first]  # the whole name already: unchanged
+    lower = "when did harbour Lights come out"  # not typed as the name ("who stars in The Fog" is no *In the Fog*)
+    assert agent._named_first(lower, [part]) == [part]
 
 
 def test_the_reranker_chooses_among_a_kind_s_candidate_programs(agent):
