@@ -49,7 +49,8 @@ def main() -> None:
     if args.graph:  # the bundled graph held by another store: its conventions and its trained models
         bundled = load_settings(overrides={"llm": "none"})
         models = graph_models_dir(bundled, open_graph(bundled))
-        overrides |= {"walk_through_topic": bundled.walk_through_topic, "topic_as_answer": bundled.topic_as_answer}
+        overrides |= {"walk_through_topic": bundled.walk_through_topic, "topic_as_answer": bundled.topic_as_answer,
+                      "relation_phrases": bundled.relation_phrases}
         overrides |= {key: str(models / folder) for key, folder in
                       (("linker", "linker"), ("reranker", "reranker"), ("embedder", "retriever"))
                       if (models / folder / "model.safetensors").exists()}
