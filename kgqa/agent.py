@@ -21,7 +21,7 @@ from kgqa.questions import check_question, mask_span
 from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
-from kgqa.retrieval.phrases import check_phrases, phrase_hint
+from kgqa.retrieval.phrases import known_phrases, phrase_hint
 from kgqa.retrieval.search import path_search
 from kgqa.shapes import ShapeModel
 from kgqa.types import Answer, Entity, Mention, Result, format_path, parse_path
@@ -90,7 +90,7 @@ class Agent:
         self.graph = graph or open_graph(settings)
         self.linker = make_linker(settings, self.graph)
         say_models_once(settings, self.graph)
-        check_phrases(settings.relation_phrases, self.graph.relations())
+        self.phrases = known_phrases(settings.relation_phrases, self.graph.relations())
         self.path_model = path_model(settings, self.graph)  # the trained retriever when there is one
         backend = inference_backend(settings, many)
         load = load_torch_embedder if backend == "torch" else load_embedder
@@ -161,36 +161,46 @@ class Agent:
                    "expand_ms": (expanded - chose) * share, "total_ms": (expanded - started) * share}
         results = []
         for i, question in enumerate(questions):
-            result = Result(question=question, entity=chosen[i], timings=dict(timings),
-                            mention=mentions[i].text if mentions[i] else None)
-            if ranked[i]:
-                pick = picks[i]
-                best = ranked[i][walked[i]]
-                result.path = format_path(best.path)
-                result.path_candidates = [{"path": format_path(c.path), "text": c.text, "score": round(c.score, 4)}
-                                          for c in ranked[i]]
-                if pick.by_llm:
-                    result.path_candidates[pick.index]["llm_choice"] = True
-                elif self.chooser is not None and pick.reason:
-                    result.path_candidates[pick.index]["llm_fallback"] = pick.reason
-                if pick.cut:
-                    result.path_candidates[pick.index]["llm_prompt_cut"] = pick.cut
-                result.llm_calls, result.prompt_tokens, result.completion_tokens = (
-                    pick.calls, pick.prompt_tokens, pick.completion_tokens)
-                expansion = expansions[i]
-                result.capped, result.reached = expansion.capped, expansion.reached
-                result.answers = [Answer(name, round(best.score, 4), expansion.topic, result.path,
-                                         [t.as_list() for t in chain])
-                                  for name, chain in sorted(expansion.evidence.items())]
-            result.reply = write_reply(result)
-            results.append(result)
+            if not ranked[i]:
+                results.append(self._chain_result(question, mentions[i], picks[i], timings, [], None))
+                continue
+            best, expansion = ranked[i][walked[i]], expansions[i]
+            entries = [{"path": format_path(c.path), "text": c.text, "score": round(c.score, 4)} for c in ranked[i]]
+            path = format_path(best.path)
+            answers = [Answer(name, round(best.score, 4), expansion.topic, path, [t.as_list() for t in chain])
+                       for name, chain in sorted(expansion.evidence.items())]
+            results.append(self._chain_result(question, mentions[i], picks[i], timings, entries, picks[i].index,
+                                              (chosen[i], path, answers, expansion.capped, expansion.reached)))
         return self._compose_programs(results, every_mention, ranked)
+
+    def _chain_result(self, question: str, mention: Mention | None, pick: Choice, timings: dict[str, float],
+                      entries: list[dict], picked: int | None,
+                      walked: tuple[str, str, list[Answer], bool, int] | None = None) -> Result:
+        """The one way a question's chain becomes a Result (before `_compose_programs` makes it a program):
+        its candidate paths (`entries`, the LLM's say marked on `picked`), the LLM's cost, and what the
+        chosen walk gave, `walked` = (topic, path, answers, capped, reached); None: no answer."""
+        result = Result(question=question, entity=mention.candidates[0].name if mention else None,
+                        timings=dict(timings), mention=mention.text if mention else None, path_candidates=entries)
+        if picked is not None:
+            entry = entries[picked]
+            if pick.by_llm:
+                entry["llm_choice"] = True
+            elif self.chooser is not None and pick.reason:
+                entry["llm_fallback"] = pick.reason
+            if pick.cut:
+                entry["llm_prompt_cut"] = pick.cut
+        result.llm_calls, result.prompt_tokens, result.completion_tokens = (
+            pick.calls, pick.prompt_tokens, pick.completion_tokens)
+        if walked is not None:
+            result.entity, result.path, result.answers, result.capped, result.reached = walked
+        result.reply = write_reply(result)
+        return result
 
     def _retrieval_text(self, question: str, mention: Mention | None) -> str:
         """What the retriever and reranker read: the question with its topic masked, and the words of any
         relation it names by one of the graph's `relation_phrases`."""
         masked = mask_mention(question, mention)
-        return masked + phrase_hint(masked, self.settings.relation_phrases)
+        return masked + phrase_hint(masked, self.phrases)
 
     def _compose_programs(self, results: list[Result], every_mention: list[list[Mention]],
                           ranked: list[list]) -> list[Result]:
@@ -360,33 +370,21 @@ class Agent:
                        total_ms=(time.perf_counter() - started) * 1000 * share)
         results = []
         for i, question in enumerate(questions):
-            mention = mentions[i]
-            result = Result(question=question, entity=mention.candidates[0].name if mention else None,
-                            timings=dict(timings), mention=mention.text if mention else None)
-            pick = picks[i]
-            result.llm_calls, result.prompt_tokens, result.completion_tokens = (
-                pick.calls, pick.prompt_tokens, pick.completion_tokens)
-            result.path_candidates = []
+            pick, entries, picked = picks[i], [], None
             for g in sorted(groups[i], key=lambda g: -g.score):
-                entry = {"path": format_path(g.path), "text": g.text, "score": round(g.retriever_score, 4),
-                         "topic": g.topic, "rerank": round(g.score, 4), "cross": round(g.cross, 3),
-                         "answers": len(g.evidence)}
                 if g.topic_rank == 0 and g.path_rank == pick.index:
-                    if pick.by_llm:
-                        entry["llm_choice"] = True
-                    elif self.chooser is not None and pick.reason:
-                        entry["llm_fallback"] = pick.reason
-                    if pick.cut:
-                        entry["llm_prompt_cut"] = pick.cut
-                result.path_candidates.append(entry)
+                    picked = len(entries)
+                entries.append({"path": format_path(g.path), "text": g.text, "score": round(g.retriever_score, 4),
+                                "topic": g.topic, "rerank": round(g.score, 4), "cross": round(g.cross, 3),
+                                "answers": len(g.evidence)})
+            walked = None
             if selected[i]:
                 best = selected[i][0].group
-                result.entity, result.path = best.topic, format_path(best.path)
-                result.capped, result.reached = best.capped, best.reached
-                result.answers = [Answer(a.name, round(a.score, 4), a.group.topic, format_path(a.group.path),
-                                         [t.as_list() for t in a.group.evidence[a.name]]) for a in selected[i]]
-            result.reply = write_reply(result)
-            results.append(result)
+                walked = (best.topic, format_path(best.path),
+                          [Answer(a.name, round(a.score, 4), a.group.topic, format_path(a.group.path),
+                                  [t.as_list() for t in a.group.evidence[a.name]]) for a in selected[i]],
+                          best.capped, best.reached)
+            results.append(self._chain_result(question, mentions[i], pick, timings, entries, picked, walked))
         return results
 
     def _mentions(self, questions: list[str], topics: list[str | None]) -> list[list[Mention]]:

@@ -7,11 +7,13 @@ retraining: a question that uses one is retrieved with that relation's own words
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 
-from kgqa.errors import InputError
 from kgqa.retrieval.paths import relation_words
+
+log = logging.getLogger(__name__)
 
 
 def phrase_hint(question: str, phrases: Mapping[str, Sequence[str]]) -> str:
@@ -22,9 +24,11 @@ def phrase_hint(question: str, phrases: Mapping[str, Sequence[str]]) -> str:
     return f" ({', '.join(relation_words(r) for r in named)})" if named else ""
 
 
-def check_phrases(phrases: Mapping[str, Sequence[str]], relations: Sequence[str]) -> None:
-    """InputError when `relation_phrases` names a relation the graph does not have."""
+def known_phrases(phrases: Mapping[str, Sequence[str]], relations: Sequence[str]) -> dict[str, list[str]]:
+    """The phrases of the graph's own relations; a relation it lacks (a typo, or settings meant for another
+    graph) is logged once and left out."""
     unknown = sorted(set(phrases) - set(relations))
     if unknown:
-        raise InputError(f"setting relation_phrases names {', '.join(unknown)}, not a relation of this graph; "
-                         f"its relations: {', '.join(sorted(relations)[:20])}")
+        log.warning("relation_phrases names %s, not a relation of this graph (its relations: %s); ignored",
+                    ", ".join(unknown), ", ".join(sorted(relations)[:20]))
+    return {relation: list(said) for relation, said in phrases.items() if relation in set(relations)}
