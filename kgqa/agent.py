@@ -225,7 +225,8 @@ class Agent:
             if kind != "chain" and self.program_planner is not None:  # the LLM writes it; the rules' stands by
                 program = self._llm_program(result, kind, mentions, literals, chain_paths) or program
             result.kind, result.program = program.kind, program.to_json()
-            if program.kind == "chain" and instead is None and format_path(program.branches[0].path) == result.path:
+            same_chain = program.kind == "chain" and format_path(program.branches[0].path) == result.path
+            if same_chain and instead is None:
                 continue  # the chain found above
             started = time.perf_counter()
             outcome = self.graph.run_program(program)
@@ -262,14 +263,14 @@ class Agent:
 
     def _named_first(self, question: str, mentions: list[Mention]) -> list[Mention]:
         """The mentions with a typed name first (`typed_as_name`): the linker's first, or the longer name
-        around it typed exactly, capitals and all ("Truth or Consequences, N.M.", tagged as *M*); else another of its mentions typed as
-        a name; else a name the tagger missed (`_more_mentions`; "both" linked to the tag *goth* in "movies
-        starring both X and Y", or no mention at all)."""
+        around it typed exactly, capitals and all ("Truth or Consequences, N.M.", tagged as *M*); else
+        another of its mentions typed as a name; else a name the tagger missed (`_more_mentions`; "both"
+        linked to the tag *goth* in "movies starring both X and Y", or no mention at all)."""
         if mentions and typed_as_name(question, mentions[0]):
             first = mentions[0]
             around = [m for m in self._exact_names(question) if m.start <= first.start and first.end <= m.end
                       and m.end - m.start > first.end - first.start
-                      and question[m.start:m.end].strip() == m.candidates[0].name]  # with its capitals: not "in The Fog"
+                      and question[m.start:m.end].strip() == m.candidates[0].name]  # capitals: not "in The Fog"
             return around[:1] + mentions[1:] if around else mentions
         typed = [m for m in mentions if typed_as_name(question, m)]
         if typed:  # "would you call The Green Pastures a drama": the film, not *The Call*
@@ -308,7 +309,8 @@ class Agent:
     def _score_paths(self, masked_question: str, paths: list) -> list[float]:
         """The reranker's cross-encoder logit of each path's verbalisation for the question (the planner's
         candidate programs)."""
-        return self.reranker.scorer.score([masked_question] * len(paths), [verbalise_path(p) for p in paths]).tolist()
+        texts = [verbalise_path(p) for p in paths]
+        return self.reranker.scorer.score([masked_question] * len(paths), texts).tolist()
 
     def _paths_for(self, entity: str, masked_question: str) -> list:
         """An entity's best paths for a question that masks it (the planner's other branches)."""

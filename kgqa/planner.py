@@ -54,12 +54,12 @@ TIME_WORDS = re.compile(r"\b(earliest|latest|first|last|oldest|newest|recent|rec
 OTHERS = re.compile(r"\b(else|other|others|also)\b", re.I)
 """Words that ask for things like the topic besides it: "what else did the director of X make"."""
 OTHERS_OF_FEW = 2
+"""At most this many answers of a chain whose "others" are asked for (a film's director, its writers)."""
 CANDIDATE_PATHS = 3
 """A kind's candidate programs are composed around this many of the topic's best paths."""
 CHOICE_MARGIN = 1.5
 """Logits by which another candidate program must outscore the one around the reranker's chain (on the
 development sets, right switches won by 2.1 to 2.4, wrong ones by up to 1.0)."""
-"""At most this many answers of a chain whose "others" are asked for (a film's director, its writers)."""
 ASKED_NOUN = re.compile(r"\b(?:which|what)\s+([a-z]+)", re.I)
 """The noun a question asks for ("which director ..."), when it names one."""
 
@@ -364,7 +364,8 @@ class Planner:
             mean = sum(scores[at:at + len(walk)]) / len(walk)
             at += len(walk)
             outcome = self.graph.run_program(program)
-            ranked.append((not (outcome.answers or outcome.yes is not None), -mean - (CHOICE_MARGIN if i == 0 else 0.0), i))
+            empty = not (outcome.answers or outcome.yes is not None)
+            ranked.append((empty, -mean - (CHOICE_MARGIN if i == 0 else 0.0), i))
         return programs[min(ranked)[2]]
 
     @staticmethod
@@ -377,7 +378,8 @@ class Planner:
             walks[0] = walks[0] + (aggregate.by,)
         return walks
 
-    def back_to_topic_kind(self, question: str, mentions: Sequence[Mention], topic: str, path: Path) -> Path | None:
+    def back_to_topic_kind(self, question: str, mentions: Sequence[Mention], topic: str,
+                           path: Path) -> Path | None:
         """For a question that asks for others like its topic ("other films by whoever directed X", "what
         else did X's author write"), `path` walked on back along its last step when it reaches a handful of
         answers (OTHERS_OF_FEW: "what other films did X act in" asks for more of X's many films) that are not
@@ -385,7 +387,9 @@ class Planner:
         if not OTHERS.search(mask_all(question, mentions)) or len(path) >= self.max_hops:
             return None
         answers = self.graph.expand(topic, path).answers
-        if not answers or len(answers) > OTHERS_OF_FEW or any(self.graph.expand(a, path[:1]).answers for a in answers):
+        if not answers or len(answers) > OTHERS_OF_FEW:
+            return None
+        if any(self.graph.expand(a, path[:1]).answers for a in answers):  # of the topic's kind already
             return None
         last = path[-1]
         longer = path + (Step(last.relation, not last.inverse),)

@@ -27,8 +27,9 @@ def phrase_hint(question: str, phrases: Mapping[str, Sequence[str]]) -> str:
 def known_phrases(phrases: Mapping[str, Sequence[str]], relations: Sequence[str]) -> dict[str, list[str]]:
     """The phrases of the graph's own relations; a relation it lacks (a typo, or settings meant for another
     graph) is logged once and left out."""
-    unknown = sorted(set(phrases) - set(relations))
+    known = set(relations)
+    unknown = sorted(set(phrases) - known)
     if unknown:
         log.warning("relation_phrases names %s, not a relation of this graph (its relations: %s); ignored",
-                    ", ".join(unknown), ", ".join(sorted(relations)[:20]))
-    return {relation: list(said) for relation, said in phrases.items() if relation in set(relations)}
+                    ", ".join(unknown), ", ".join(sorted(known)[:20]))
+    return {relation: list(said) for relation, said in phrases.items() if relation in known}
