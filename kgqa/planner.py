@@ -80,6 +80,15 @@ def plural(word: str) -> str:
     return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
 
 
+def class_forms(words: set[str]) -> set[str]:
+    """Every class name that a question with these words can name: each word, and each word it is the
+    `plural` of ("comedies" -> comedy, "dramas" -> drama)."""
+    forms = set(words)
+    for word in words:
+        forms |= {s for s in (word[:-1], word[:-2], word[:-3] + "y") if s and plural(s) == word}
+    return forms
+
+
 KINDS = ("chain", "conjunction", "filter", "count", "superlative", "yes/no")
 
 
@@ -564,6 +573,8 @@ class Planner:
         masked = mask_all(question, [m for m in mentions if exact_name(m) or m.candidates
                                      and m.candidates[0].name == program.branches[0].entity]).casefold()
         words = set(re.findall(r"[a-z][a-z'-]{2,}", masked))  # "war films" names the class War
+        if not any(self.graph.find_entities(form) for form in class_forms(words) if form.isalpha()):
+            return program  # no word names any entity: no class to look for among the answers' neighbours
         branch = program.branches[0]
         reached = self.graph.expand(branch.entity, branch.path).answers
         found = self._class_of(program, reached[:200], masked, words)

@@ -213,3 +213,11 @@ def test_the_reranker_chooses_among_a_kind_s_candidate_programs(agent):
     assert agent.planner.walks(Program((Branch("X", parse_path("starred_actors")),),
                                        aggregate=Aggregate("max", parse_path("starred_actors_inv")[0], "count"))) \
         == [parse_path("starred_actors|starred_actors_inv")]  # a count-superlative walks on to what it counts
+
+
+def test_class_forms_undo_the_plural():
+    from kgqa.planner import class_forms, plural
+
+    assert class_forms({"comedies", "dramas", "war"}) >= {"comedy", "drama", "war", "comedies", "dramas"}
+    assert all(plural(f) in {"comedies", "dramas", "war"} for f in class_forms({"comedies", "dramas", "war"})
+               - {"comedies", "dramas", "war"})
