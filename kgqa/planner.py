@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from kgqa.graph.store import GraphStore
@@ -60,6 +60,8 @@ CANDIDATE_PATHS = 3
 CHOICE_MARGIN = 1.5
 """Logits by which another candidate program must outscore the one around the reranker's chain (on the
 development sets, right switches won by 2.1 to 2.4, wrong ones by up to 1.0)."""
+LITERAL_PROBE = 4
+"""Answers whose values along a step are looked at before all of them (`Planner._literal_steps`)."""
 ASKED_NOUN = re.compile(r"\b(?:which|what)\s+([a-z]+)", re.I)
 """The noun a question asks for ("which director ..."), when it names one."""
 
@@ -184,7 +186,7 @@ def top_k(literals: Sequence[Literal], masked_question: str = "") -> int:
 
 def mostly_literals(names: Sequence[str]) -> bool:
     """Whether most of these entities are numbers (a path that ends on years, not on films)."""
-    return sum(1 for n in names if compare_key(n)[0] == 0) * 2 > len(names)
+    return sum(1 for n in names if is_literal(n)) * 2 > len(names)
 
 
 JOINED = re.compile(r"\b(and|both|together|as well as|along with|with|but not|except|excluding|not|or)\b|&", re.I)
@@ -252,6 +254,24 @@ def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Lit
     return "chain"
 
 
+def without_relation_words(question: str, path: Path) -> str:
+    """The question with each run of two or more words that spells a relation of `path` blanked (offsets
+    kept): "the largest city of France" walks `largest_city` and asks for no maximum."""
+    for relation in dict.fromkeys(step.relation for step in path):
+        words = relation_words(relation).split()
+        if words[:1] == ["has"]:
+            words = words[1:]
+        if len(words) >= 2:
+            pattern = r"\b" + r"\s+".join(map(re.escape, words)) + r"\b"
+            question = re.sub(pattern, lambda m: " " * len(m.group()), question, flags=re.I)
+    return question
+
+
+def is_literal(value: str) -> bool:
+    """A number, a year or a date rather than an entity (`compare_key`)."""
+    return compare_key(value)[0] == 0
+
+
 def with_prefixes(paths: Sequence[Path]) -> list[Path]:
     """The paths, each followed by its prefix without the last step: "Tom Hanks films before 1990" ranks
     `starred_actors_inv|release_year` first, and the films are that path less its step to the years."""
@@ -315,6 +335,8 @@ class Planner:
     score_paths: Callable[[str, list[Path]], list[float]] | None = None
     """(question with its entities masked, paths) -> the reranker's score of each path for it; it chooses
     among a kind's candidate programs (`choose`). None: the first candidate."""
+    _not_literal: set[Step] = field(default_factory=set, repr=False)
+    """Steps seen reaching a value that is not a literal: never a literal-valued step (`_literal_steps`)."""
 
     def kinds(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal]) -> list[str]:
         """The kinds to try, best first: the shape model's probabilities, the cue words' kind given
@@ -338,7 +360,7 @@ class Planner:
         if like_topic is not None:
             paths = [like_topic] + [p for p in paths if p != like_topic]
         chain = Program((Branch(topic, paths[0]),))
-        for kind in self.kinds(question, mentions, literals):
+        for kind in self.kinds(without_relation_words(question, paths[0]), mentions, literals):
             if kind == "chain":
                 return kind, chain
             programs = self.candidates(kind, question, mentions, literals, topic, paths)
@@ -685,17 +707,24 @@ class Planner:
         return sorted({s for steps in found for s in steps}, key=str)
 
     def _literal_steps(self, answers: list[str]) -> dict[Step, dict[str, list[str]]]:
-        """The steps from the answers whose far ends are all literals (numbers), with those ends."""
+        """The steps from the answers whose far ends are all literals (numbers), with those ends. A step
+        seen once reaching something else is not looked at again (`_not_literal`), and the first
+        LITERAL_PROBE answers are looked at before the rest: most steps reach entities."""
         if not answers:
             return {}
         sample = answers[:200]
-        steps = self.steps_from(sample)
         out: dict[Step, dict[str, list[str]]] = {}
-        for step in steps:
-            values = self.graph.neighbours_many(sample, step)
+        for step in self.steps_from(sample):
+            if step in self._not_literal:
+                continue
+            values = self.graph.neighbours_many(sample[:LITERAL_PROBE], step)
+            if all(is_literal(v) for vs in values for v in vs):
+                values += self.graph.neighbours_many(sample[LITERAL_PROBE:], step)
             flat = [v for vs in values for v in vs]
-            if flat and all(compare_key(v)[0] == 0 for v in flat):
+            if flat and all(is_literal(v) for v in flat):
                 out[step] = dict(zip(sample, values))
+            elif flat:
+                self._not_literal.add(step)
         return out
 
     def _constraint(self, question: str, literals: Sequence[Literal], steps: dict[Step, dict[str, list[str]]]

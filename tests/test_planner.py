@@ -221,3 +221,20 @@ def test_class_forms_undo_the_plural():
     assert class_forms({"comedies", "dramas", "war"}) >= {"comedy", "drama", "war", "comedies", "dramas"}
     assert all(plural(f) in {"comedies", "dramas", "war"} for f in class_forms({"comedies", "dramas", "war"})
                - {"comedies", "dramas", "war"})
+
+
+def test_a_cue_word_inside_a_relation_s_name_asks_for_no_maximum(tmp_path):
+    graph = tmp_path / "places.tsv"
+    graph.write_text("Norland\tlargest_city\tPortvik\nNorland\thas_city\tPortvik\nNorland\thas_city\tElmby\n"
+                     "Portvik\tpopulation\t90000\nElmby\tpopulation\t120000\n")
+    agent = Agent(load_settings(overrides={"graph": str(graph), "cache_dir": str(tmp_path / "cache")}))
+    result = agent.answer("what is the largest city of Norland")
+    assert (result.kind, result.path, result.answer_names) == ("chain", "largest_city", ["Portvik"])
+    assert agent.answer("which city of Norland has the largest population").kind == "superlative"
+
+
+def test_literal_valued_steps_are_found_and_the_others_remembered(agent):
+    steps = agent.planner._literal_steps(["Salt Road", "Night Ferry"])
+    assert sorted(map(str, steps)) == ["rating", "release_year"]
+    assert steps[parse_path("release_year")[0]]["Salt Road"] == ["1998"]
+    assert parse_path("directed_by")[0] in agent.planner._not_literal
