@@ -461,7 +461,7 @@ def answers_many(graph: GraphStore, topics: list[str], path: Path) -> list[list[
     hops, _, _ = graph.walk(np.array([graph._id(t) for t in topics], np.int64), path)
     final = hops[-1][0]
     distinct, which = np.unique(final[:, 1], return_inverse=True)
-    names = [graph.name(int(i)) for i in distinct]
+    names = graph.names(distinct)
     out: list[list[str]] = [[] for _ in topics]
     for position, j in zip(final[:, 0].tolist(), which.tolist()):
         out[position].append(names[j])

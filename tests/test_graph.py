@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from kgqa.errors import GraphError
@@ -196,3 +197,13 @@ def test_metaqa_examples(metaqa_graph):
     # a 3-hop MetaQA test question: languages of films sharing a director with Catch Me If You Can
     answers = metaqa_graph.expand("Catch Me If You Can", parse_path("directed_by|directed_by_inv|in_language")).answers
     assert sorted(answers) == ["German", "Japanese", "Mende", "Polish"]
+
+
+def test_names_spell_many_ids_like_name_on_a_mapped_cache(tmp_path):
+    triples = tmp_path / "kb.tsv"
+    triples.write_text("Amélie\tdirected_by\tJean-Pierre Jeunet\nAmélie\tin_language\tFrançais\n", encoding="utf-8")
+    EmbeddedGraph.from_file(triples, cache_dir=tmp_path)
+    loaded = EmbeddedGraph.from_file(triples, cache_dir=tmp_path)  # memory-mapped arrays
+    ids = np.array([2, 0, 1, 2], np.int64)
+    assert loaded.names(ids) == [loaded.name(i) for i in ids.tolist()]
+    assert sorted(loaded.names(np.arange(loaded.entity_count))) == ["Amélie", "Français", "Jean-Pierre Jeunet"]
