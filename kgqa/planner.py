@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from kgqa.graph.store import GraphStore
@@ -254,17 +255,25 @@ def cue_shape(question: str, mentions: Sequence[Mention], literals: Sequence[Lit
     return "chain"
 
 
-def without_relation_words(question: str, path: Path) -> str:
-    """The question with each run of two or more words that spells a relation of `path` blanked (offsets
-    kept): "the largest city of France" walks `largest_city` and asks for no maximum."""
-    for relation in dict.fromkeys(step.relation for step in path):
+def relation_phrases(relations: Sequence[str]) -> re.Pattern[str] | None:
+    """Runs of two or more words that spell one of the relations (a leading "has" left out), longest first."""
+    phrases = set()
+    for relation in relations:
         words = relation_words(relation).split()
-        if words[:1] == ["has"]:
-            words = words[1:]
+        words = words[1:] if words[:1] == ["has"] else words
         if len(words) >= 2:
-            pattern = r"\b" + r"\s+".join(map(re.escape, words)) + r"\b"
-            question = re.sub(pattern, lambda m: " " * len(m.group()), question, flags=re.I)
-    return question
+            phrases.add(r"\s+".join(map(re.escape, words)))
+    if not phrases:
+        return None
+    return re.compile(r"\b(?:" + "|".join(sorted(phrases, key=len, reverse=True)) + r")\b", re.I)
+
+
+def without_relation_words(question: str, phrases: re.Pattern[str] | None) -> str:
+    """The question with each run of words that names a relation blanked (offsets kept), when it has a cue
+    word: "the largest city of France" walks `largest_city` and asks for no maximum."""
+    if phrases is None or not (COUNT.search(question) or SMALLEST.search(question) or LARGEST.search(question)):
+        return question
+    return phrases.sub(lambda m: " " * len(m.group()), question)
 
 
 def is_literal(value: str) -> bool:
@@ -338,6 +347,11 @@ class Planner:
     _not_literal: set[Step] = field(default_factory=set, repr=False)
     """Steps seen reaching a value that is not a literal: never a literal-valued step (`_literal_steps`)."""
 
+    @cached_property
+    def relation_phrases(self) -> re.Pattern[str] | None:
+        """The graph's relations as runs of words (`relation_phrases`), compiled once."""
+        return relation_phrases(self.graph.relations())
+
     def kinds(self, question: str, mentions: Sequence[Mention], literals: Sequence[Literal]) -> list[str]:
         """The kinds to try, best first: the shape model's probabilities, the cue words' kind given
         RULE_WEIGHT more, those scoring MIN_SCORE or more (two at most); the cue words' kind alone without
@@ -360,7 +374,7 @@ class Planner:
         if like_topic is not None:
             paths = [like_topic] + [p for p in paths if p != like_topic]
         chain = Program((Branch(topic, paths[0]),))
-        for kind in self.kinds(without_relation_words(question, paths[0]), mentions, literals):
+        for kind in self.kinds(without_relation_words(question, self.relation_phrases), mentions, literals):
             if kind == "chain":
                 return kind, chain
             programs = self.candidates(kind, question, mentions, literals, topic, paths)
