@@ -10,7 +10,7 @@ models: what a user gets after `kgqa kg load`), then after each training regime,
 no questions (kgqa writes its own from the graph; no PathQuestion question is read). The data is read
 from ../shared and never copied into the repo.
 
-    .venv/bin/python eval/pathquestion_train.py --max-minutes 2 --out eval/results/weak-labels/pq-train.json
+    .venv/bin/python eval/pathquestion_train.py --out eval/results/weak-labels/pq-train.json
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--sets", nargs="+", default=["PQ-2H", "PQ-3H", "PQL-2H", "PQL-3H"])
     parser.add_argument("--regimes", nargs="+", choices=["qa", "graph"], default=["qa", "graph"])
-    parser.add_argument("--max-minutes", type=float, default=2.0, help="training time of each model")
+    parser.add_argument("--max-minutes", type=float, default=15.0,
+                        help="time budget of each `kgqa train all` (labelling and the three models)")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "weak-labels" / "pq-train.json")
     args = parser.parse_args()
     report = {"command": "python " + " ".join(sys.argv), "machine_before": machine(), "sets": {}}

@@ -515,11 +515,11 @@ def train_linker_cmd(file: Annotated[Optional[list[Path]], typer.Option("--file"
 @train_app.command("all")
 def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions", "-q", help="Question-answer pairs: TSV `question<TAB>answer1|answer2`, or JSONL {question, answers, topic?, path?}. No brackets or paths needed. Without it, kgqa writes its own questions from the graph.")] = None,
                   written: Annotated[int, typer.Option("--written", help="Questions to write from the graph when no --questions are given.", min=MIN_TRAINING_QUESTIONS)] = 30_000,
-                  max_minutes: Annotated[float, typer.Option(help="Training time of each of the three models (0: no limit).")] = 10.0,
+                  max_minutes: Annotated[float, typer.Option(help="Time budget of the whole command: labelling (at most 45% of it) and the models (0: no limit).", min=0)] = 15.0,
                   seed: Annotated[int, typer.Option(help="Seed of the written questions.")] = 0,
                   graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     """Train the linker, retriever and reranker for the configured graph: from question-answer pairs, or from
-    the graph alone.
+    the graph alone, within one time budget.
 
     With --questions, each question's topic is the graph entity named in it, and its relation path is the one
     (up to max_hops) whose answers best match the given ones: weak supervision. Questions no path reaches are
@@ -529,45 +529,46 @@ def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions
     from kgqa.graph import open_graph
     from kgqa.linking import NameMatchLinker
     from kgqa.question_writer import write_questions
-    from kgqa.train_all import train_for_graph
+    from kgqa.train_all import TimeBudget, train_for_graph
     from kgqa.weak_labels import label_questions, read_qa_file
 
+    budget = TimeBudget(max_minutes * 60 if max_minutes else None)
     settings = settings_from(config, graph=graph)
     rows, problems = (read_qa_file(questions) if questions else ([], []))
     for problem in problems:
         err.print(f"[yellow]skipped[/yellow] {escape(problem)}", soft_wrap=True)
     store = open_graph(settings)
     with progress_bar() as progress:
-        if questions:
-            progress.add_task(f"labelling {len(rows):,} questions", total=None)
-            report = label_questions(store, rows, settings.max_hops,
-                                     linker=NameMatchLinker(store, cache_dir=settings.cache_dir))
-            labels, summary = report.labels, report.summary()
-            trained_on = f"{questions} ({len(labels)} of {len(rows)} questions labelled by weak supervision)"
-        else:
-            progress.add_task(f"writing {written:,} questions from the graph", total=None)
-            labels = write_questions(store, settings.max_hops, written, seed)
-            summary = {"written": len(labels), "seed": seed, "max_hops": settings.max_hops}
-            trained_on = f"{len(labels)} questions written from the graph (seed {seed})"
-    if questions:
-        for reason, count in sorted(report.dropped.items(), key=lambda kv: -kv[1]):
-            err.print(f"dropped {count:,}: {escape(reason)}", soft_wrap=True)
-    if len(labels) < MIN_TRAINING_QUESTIONS:
-        where = f"{questions}: only {len(labels)} of {len(rows)} questions" if questions else \
-            f"the graph gave only {len(labels)} questions"
-        raise InputError(f"{where} got a topic and a path (at least {MIN_TRAINING_QUESTIONS} are needed to train)")
-    extra = {"command": recorded_command(), "labels": summary}
-    with progress_bar() as progress:
-        stage = progress.add_task("training", total=None)
-
-        def on_step(step: int, total: int, loss: float) -> None:
-            progress.update(stage, completed=step, total=total)
+        stage = progress.add_task("", total=None)
 
         def on_stage(text: str) -> None:
             progress.update(stage, description=text, completed=0, total=None)
 
-        meta = train_for_graph(settings, store, labels, trained_on, extra, max_minutes * 60 if max_minutes else None,
+        def on_step(step: int, total: int, loss: float = 0.0) -> None:
+            progress.update(stage, completed=step, total=total)
+
+        if questions:
+            on_stage(f"labelling {len(rows):,} questions")
+            report = label_questions(store, rows, settings.max_hops,
+                                     linker=NameMatchLinker(store, cache_dir=settings.cache_dir),
+                                     time_limit_s=budget.for_labelling(), on_progress=on_step)
+            labels, summary = report.labels, report.summary()
+            trained_on = f"{questions} ({len(labels)} of {len(rows)} questions labelled by weak supervision)"
+            for reason, count in sorted(report.dropped.items(), key=lambda kv: -kv[1]):
+                progress.console.print(f"dropped {count:,}: {escape(reason)}", soft_wrap=True)
+        else:
+            on_stage(f"writing {written:,} questions from the graph")
+            labels = write_questions(store, settings.max_hops, written, seed)
+            summary = {"written": len(labels), "seed": seed, "max_hops": settings.max_hops}
+            trained_on = f"{len(labels)} questions written from the graph (seed {seed})"
+        if len(labels) < MIN_TRAINING_QUESTIONS:
+            where = f"{questions}: only {len(labels)} of {len(rows)} questions" if questions else \
+                f"the graph gave only {len(labels)} questions"
+            raise InputError(f"{where} got a topic and a path (at least {MIN_TRAINING_QUESTIONS} are needed to train)")
+        extra = {"command": recorded_command(), "labels": summary}
+        meta = train_for_graph(settings, store, labels, trained_on, extra, budget,
                                typos=not questions, on_stage=on_stage, on_step=on_step)
+    meta["seconds"] = round(time.perf_counter() - budget.started, 1)
     meta["labels"] = summary
     folder = graph_models_dir(settings, store)
     store.close()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,13 +36,50 @@ TYPO_RATE = 0.2
 """Share of the linker's training mentions given a typo, so that misspelt names are found too."""
 
 
+LABELLING_SHARE = 0.45
+"""Most of `kgqa train all`'s time budget that labelling question-answer pairs may take."""
+
+STAGE_WEIGHTS = {"linker": 1.0, "retriever": 0.8, "reranker": 1.0, "shapes": 0.2}
+"""How the time left after labelling is shared among the models, in training order (the shape model is not
+stopped by the clock; its weight keeps time for it)."""
+
+
+@dataclass
+class TimeBudget:
+    """The seconds one command may take, shared among its stages as they come."""
+
+    total_s: float | None
+    """None: no limit."""
+    started: float = field(default_factory=time.perf_counter)
+
+    def left(self) -> float | None:
+        return None if self.total_s is None else max(0.0, self.total_s - (time.perf_counter() - self.started))
+
+    def for_stage(self, stage: str) -> float | None:
+        """The stage's share of the time left, by its weight among itself and the stages after it (time a
+        stage leaves unused passes on); at least MIN_STAGE_S."""
+        left = self.left()
+        if left is None:
+            return None
+        names = list(STAGE_WEIGHTS)
+        after = sum(STAGE_WEIGHTS[n] for n in names[names.index(stage):])
+        return max(MIN_STAGE_S, left * STAGE_WEIGHTS[stage] / after)
+
+    def for_labelling(self) -> float | None:
+        return None if self.total_s is None else self.total_s * LABELLING_SHARE
+
+
+MIN_STAGE_S = 2.0
+"""A model gets at least this long, whatever is left of the budget."""
+
+
 def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Label"], trained_on: str,
-                    extra: dict, time_limit_s: float | None, typos: bool = False,
+                    extra: dict, budget: TimeBudget, typos: bool = False,
                     on_stage: Callable[[str], None] = lambda _: None,
                     on_step: Callable[[int, int, float], None] | None = None) -> dict:
-    """Train the linker, retriever and reranker for `graph` on `labels`, save them and the few-shot pool as
-    the graph's own; returns each model's metadata. typos: misspell some mentions for the linker (for
-    written questions, which never have typos of their own)."""
+    """Train the linker, retriever and reranker for `graph` on `labels` within what is left of `budget`, save
+    them and the few-shot pool as the graph's own; returns each model's metadata. typos: misspell some
+    mentions for the linker (for written questions, which never have typos of their own)."""
     from kgqa.encoder import default_model_path
     from kgqa.linking import linker_dir
     from kgqa.linking.linker import train_linker
@@ -65,16 +104,17 @@ def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Lab
         marked = Path(folder) / "marked.tsv"
         write_labelled_tsv(with_typos(labels, TYPO_RATE) if typos else labels, marked)
         meta["linker"] = train_linker(linker_dir(settings, graph), [marked],
-                                      TrainConfig(str(default_model_path()), time_limit_s=time_limit_s),
+                                      TrainConfig(str(default_model_path()), time_limit_s=budget.for_stage("linker")),
                                       on_progress=on_step)
     on_stage("training the retriever")
     meta["retriever"] = train_retriever(graph, train, held, retriever_dir(settings, graph),
-                                        TrainOptions(max_hops=settings.max_hops, time_limit_s=time_limit_s,
+                                        TrainOptions(max_hops=settings.max_hops, time_limit_s=budget.for_stage("retriever"),
                                                      extra=extra), on_step=on_step)
     on_stage("training the reranker")
     meta["reranker"] = train_reranker(settings, graph, train, held, reranker_dir(settings, graph),
                                       RerankOptions(top_topics=settings.rerank_topics, top_paths=settings.top_paths,
-                                                    time_limit_s=time_limit_s, extra=extra), on_step=on_step)
+                                                    time_limit_s=budget.for_stage("reranker"), extra=extra),
+                                      on_step=on_step)
     on_stage("training the question-shape model")
     shapes, meta["shapes"] = train_shape_model(graph, max_hops=min(settings.max_hops, 2))
     shapes.save(model_dir(settings, graph, "shapes"))

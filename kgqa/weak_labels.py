@@ -22,10 +22,11 @@ its own topic only on a graph that allows it. The graph work is batched: for a c
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path as FsPath
@@ -55,6 +56,10 @@ NO_ENTITY = "no entity of the graph found in the question"
 NOT_IN_GRAPH = "topic not in the graph"
 GIVEN_PATH_UNKNOWN = "the given path names a relation the graph lacks"
 GIVEN_PATH_EMPTY = "the given path reaches nothing from the topic"
+OUT_OF_TIME = "not labelled within the time budget"
+
+LABEL_ORDER_SEED = 0
+"""Seed of the order questions are labelled in."""
 
 
 def no_path(max_hops: int) -> str:
@@ -274,11 +279,14 @@ class _Task:
 
 def label_questions(graph: GraphStore, rows: Sequence[QARow], max_hops: int = 3, linker: Linker | None = None,
                     max_paths_per_topic: int = DEFAULT_MAX_PATHS, max_topics: int = DEFAULT_MAX_TOPICS,
-                    min_f1: float = 0.0, chunk: int = 128) -> LabelReport:
+                    min_f1: float = 0.0, chunk: int = 128, time_limit_s: float | None = None,
+                    on_progress: Callable[[int, int], None] = lambda done, total: None) -> LabelReport:
     """Label each row with a topic, its mention span and a relation path (see the module's docstring).
 
     `linker` finds entity names in questions that have neither a topic nor [marks]: by default the
-    name-matching linker over `graph`. Questions are labelled `chunk` at a time."""
+    name-matching linker over `graph`. Questions are labelled `chunk` at a time, in an order shuffled by a
+    fixed seed: when `time_limit_s` runs out the rest are dropped as OUT_OF_TIME, and those labelled are
+    spread over the whole file (not only its first lines)."""
     started = time.perf_counter()
     if linker is None and any(parse_marked(r.question) is None for r in rows):
         from kgqa.linking.names import NameMatchLinker
@@ -288,9 +296,14 @@ def label_questions(graph: GraphStore, rows: Sequence[QARow], max_hops: int = 3,
     drops: list[tuple[int, str]] = []
     capped = 0
     relations = set(graph.relations())
+    order = list(range(len(rows)))
+    random.Random(LABEL_ORDER_SEED).shuffle(order)
     for start in range(0, len(rows), chunk):
-        tasks, chunk_drops = _tasks(graph, rows, range(start, min(len(rows), start + chunk)), linker, max_topics,
-                                    relations)
+        if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+            drops += [(i, OUT_OF_TIME) for i in order[start:]]
+            break
+        on_progress(start, len(rows))
+        tasks, chunk_drops = _tasks(graph, rows, sorted(order[start:start + chunk]), linker, max_topics, relations)
         drops += chunk_drops
         found, chunk_capped = _label_tasks(graph, tasks, max_hops, max_paths_per_topic, min_f1)
         capped += chunk_capped
@@ -347,7 +360,7 @@ def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]
     return out
 
 
-def _tasks(graph: GraphStore, rows: Sequence[QARow], positions: range, linker: Linker | None, max_topics: int,
+def _tasks(graph: GraphStore, rows: Sequence[QARow], positions: list[int], linker: Linker | None, max_topics: int,
            relations: set[str]) -> tuple[list[_Task], list[tuple[int, str]]]:
     """The chunk's questions with their topic candidates; the rows that have none, with the reason."""
     tasks: list[_Task] = []

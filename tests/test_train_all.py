@@ -26,7 +26,7 @@ def test_train_all_from_question_answer_pairs_gives_the_graph_its_own_models(tmp
     questions = tmp_path / "qa.tsv"
     questions.write_text("\n".join(lines + ["a line without answers", "who is Zed Nobody married to\tAnn Marsh"]) + "\n")
     cache = tmp_path / "cache"
-    done = kgqa("train", "all", "--questions", str(questions), "--graph", str(graph), "--max-minutes", "0.05",
+    done = kgqa("train", "all", "--questions", str(questions), "--graph", str(graph), "--max-minutes", "0.2",
                 cache=cache)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
@@ -63,7 +63,7 @@ def test_train_all_from_the_graph_alone_answers_freely_worded_questions_better_t
     gold = [set(line.split("\t")[1].split("|")) for line in lines]
     cache = tmp_path / "cache"
     untrained = batch_hits(questions, graph, gold, cache, tmp_path / "untrained.jsonl")
-    done = kgqa("train", "all", "--graph", str(graph), "--written", "400", "--max-minutes", "0.1", cache=cache)
+    done = kgqa("train", "all", "--graph", str(graph), "--written", "400", "--max-minutes", "0.4", cache=cache)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "400 questions written from the graph" in done.stdout
     stats = json.loads(kgqa("kg", "stats", "--graph", str(graph), "--json", cache=cache).stdout)

@@ -9,8 +9,8 @@ import pytest
 from kgqa.errors import InputError
 from kgqa.graph.embedded import EmbeddedGraph
 from kgqa.types import Step, parse_path
-from kgqa.weak_labels import (GIVEN_PATH_EMPTY, GIVEN_PATH_UNKNOWN, NO_ENTITY, NO_SPAN, NOT_IN_GRAPH, QARow,
-                              answers_many, below, enumerate_paths, final_steps, label_questions, marked_question,
+from kgqa.weak_labels import (GIVEN_PATH_EMPTY, GIVEN_PATH_UNKNOWN, NO_ENTITY, NO_SPAN, NOT_IN_GRAPH, OUT_OF_TIME,
+                              QARow, answers_many, below, enumerate_paths, final_steps, label_questions, marked_question,
                               no_path, read_qa_file, resolve_ties, topic_span, write_labelled_tsv)
 from kgqa.questions import Example
 from kgqa.weak_labels import Label
@@ -141,6 +141,26 @@ def test_chunks_do_not_change_the_labels(graph):
     assert whole.labels == small.labels and whole.drops == small.drops
     assert [(label.row, label.example.path) for label in whole.labels] == [
         (0, "born_in"), (2, "children|born_in|in_country"), (3, "spouse"), (4, "born_in")]
+
+
+def test_labelling_stops_at_its_time_limit_and_says_so(graph):
+    rows = [QARow("where was Carl born", ("Paris",)), QARow("who is Ann married to", ("Bob",))]
+    report = label_questions(graph, rows, time_limit_s=0.0)
+    assert report.labels == [] and report.dropped == {OUT_OF_TIME: 2}
+    seen: list[tuple[int, int]] = []
+    done = label_questions(graph, rows, time_limit_s=60.0, chunk=1, on_progress=lambda d, t: seen.append((d, t)))
+    assert len(done.labels) == 2 and seen == [(0, 2), (1, 2)]
+
+
+def test_the_time_budget_shares_what_is_left_by_the_stages_weights():
+    from kgqa.train_all import STAGE_WEIGHTS, TimeBudget
+
+    budget = TimeBudget(100.0)
+    assert budget.for_labelling() == 45.0 and TimeBudget(None).for_stage("linker") is None
+    assert abs(budget.for_stage("linker") - 100 * STAGE_WEIGHTS["linker"] / sum(STAGE_WEIGHTS.values())) < 0.5
+    assert abs(budget.for_stage("shapes") - 100) < 0.5  # the last stage: all that is left
+    budget.started -= 99.5
+    assert budget.for_stage("linker") == 2.0  # never less than MIN_STAGE_S
 
 
 def test_path_enumeration_is_bounded_per_topic(graph):
