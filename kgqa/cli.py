@@ -517,23 +517,29 @@ def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions
                   written: Annotated[int, typer.Option("--written", help="Questions to write from the graph when no --questions are given.", min=MIN_TRAINING_QUESTIONS)] = 30_000,
                   max_minutes: Annotated[float, typer.Option(help="Time budget of the whole command: labelling (at most 45% of it) and the models (0: no limit).", min=0)] = 15.0,
                   seed: Annotated[int, typer.Option(help="Seed of the written questions.")] = 0,
-                  graph: GraphOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+                  graph: GraphOpt = None, config: ConfigOpt = None, llm: LlmOpt = None,
+                  json_out: JsonOpt = False) -> None:
     """Train the linker, retriever and reranker for the configured graph: from question-answer pairs, or from
     the graph alone, within one time budget.
 
     With --questions, each question's topic is the graph entity named in it, and its relation path is the one
     (up to max_hops) whose answers best match the given ones: weak supervision. Questions no path reaches are
     dropped and counted; bad lines are reported and skipped. Without it, kgqa samples entities and relation
-    paths of the graph and writes questions from the relations' names. The models are saved as this graph's
-    own, with a few-shot pool for --llm."""
+    paths of the graph and writes questions from the relations' names; with an LLM (--llm) it also has a
+    tenth of them reworded, few-shot. The models are saved as this graph's own, with a few-shot pool for
+    --llm."""
     from kgqa.graph import open_graph
     from kgqa.linking import NameMatchLinker
+    from kgqa.llm import make_llm
+    from kgqa.paraphrase import SHARE as REWORD_SHARE
+    from kgqa.paraphrase import reword_questions
+    from kgqa.prompting import Templates
     from kgqa.question_writer import write_questions
     from kgqa.train_all import TimeBudget, train_for_graph
     from kgqa.weak_labels import label_questions, read_qa_file
 
     budget = TimeBudget(max_minutes * 60 if max_minutes else None)
-    settings = settings_from(config, graph=graph)
+    settings = settings_from(config, graph=graph, llm=llm)
     rows, problems = (read_qa_file(questions) if questions else ([], []))
     for problem in problems:
         err.print(f"[yellow]skipped[/yellow] {escape(problem)}", soft_wrap=True)
@@ -561,6 +567,15 @@ def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions
             labels = write_questions(store, settings.max_hops, written, seed)
             summary = {"written": len(labels), "seed": seed, "max_hops": settings.max_hops}
             trained_on = f"{len(labels)} questions written from the graph (seed {seed})"
+            model = make_llm(settings)
+            if model is not None:
+                on_stage(f"rewording {round(len(labels) * REWORD_SHARE):,} of them with the LLM")
+                reworded, summary["reworded"] = reword_questions(
+                    model, labels, round(len(labels) * REWORD_SHARE), budget.for_labelling(), seed,
+                    Templates(settings.prompts_dir), on_progress=on_step)
+                model.close()
+                labels = labels + reworded
+                trained_on += f", {len(reworded)} of them reworded by the LLM"
         if len(labels) < MIN_TRAINING_QUESTIONS:
             where = f"{questions}: only {len(labels)} of {len(rows)} questions" if questions else \
                 f"the graph gave only {len(labels)} questions"
@@ -578,7 +593,8 @@ def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions
     if meta["reranker"]["held_out"].get("fallback"):
         console.print(f"note: {meta['reranker']['held_out']['fallback']}")
     source = f"{summary['kept']:,} of {summary['questions']:,} questions labelled" if questions else \
-        f"{len(labels):,} questions written from the graph"
+        f"{summary['written']:,} questions written from the graph" + \
+        (f", {summary['reworded']['kept']:,} reworded by the LLM" if "reworded" in summary else "")
     console.print(f"{source}; linker, retriever, reranker and shape model trained for this graph → {escape(str(folder))}")
 
 

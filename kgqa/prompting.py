@@ -37,7 +37,7 @@ from kgqa.types import parse_path
 OPTION_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DISTRACTORS = 2
 """Wrong paths shown beside the gold one in each example (4 cost 40 more tokens and were no better on dev)."""
-TEMPLATE_NAMES = ("choose_path.j2", "reply.j2", "rewrite_question.j2", "plan_program.j2")
+TEMPLATE_NAMES = ("choose_path.j2", "reply.j2", "rewrite_question.j2", "plan_program.j2", "paraphrase_question.j2")
 INSTALLED_PROMPTS = ("share", "kgqa", "prompts")
 """Where a wheel installs prompts/ (pyproject's data-files), below its installation prefix."""
 

@@ -57,6 +57,46 @@ WRAPPERS: tuple[str, ...] = (
 )
 """Whole questions around a noun phrase {p}."""
 
+IRREGULAR_PAST = {"written": "wrote", "drawn": "drew", "sung": "sang", "given": "gave", "spoken": "spoke",
+                  "taken": "took", "shown": "showed", "known": "knew", "made": "made", "built": "built",
+                  "won": "won", "held": "held", "led": "led", "founded": "founded", "played": "played"}
+"""English participles whose simple past differs or that end otherwise than in -ed."""
+
+VERB_SHARE = 0.4
+"""Of the questions whose outermost step reads as a verb or a "has"/"in" relation, those asked in that form."""
+
+
+def participle(word: str) -> bool:
+    return word.endswith("ed") or word in IRREGULAR_PAST
+
+
+def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
+    """A whole question asking for `step` walked from `inner`, worded by English grammar when the relation's
+    words allow it: `directed_by` forwards "who directed X", backwards "what has X directed"; `has_genre`
+    "what genre does X have"; `in_language` "what language is X in". None when they do not."""
+    words = relation_words(step.relation).split()
+    if len(words) >= 2 and words[-1] == "by" and participle(words[-2]):
+        done = " ".join(words[:-1])
+        past = " ".join(words[:-2] + [IRREGULAR_PAST.get(words[-2], words[-2])])
+        if step.inverse:
+            return rng.choice([f"what was {done} by {inner}", f"what has {inner} {done}",
+                               f"which ones were {done} by {inner}", f"the ones {inner} {past}"])
+        return rng.choice([f"who {past} {inner}", f"by whom was {inner} {done}", f"{inner} was {done} by whom",
+                           f"what {past} {inner}"])
+    rest = " ".join(words[1:])
+    if len(words) >= 2 and words[0] == "has":
+        if step.inverse:
+            return rng.choice([f"what has the {rest} {inner}", f"which ones have {inner} as their {rest}",
+                               f"what has {inner} as its {rest}"])
+        return rng.choice([f"what {rest} does {inner} have", f"what is the {rest} of {inner}",
+                           f"what {rest} has {inner}"])
+    if len(words) >= 2 and words[0] == "in":
+        if step.inverse:
+            return rng.choice([f"what is in {inner}", f"which ones are in {inner}"])
+        return rng.choice([f"what {rest} is {inner} in", f"in what {rest} is {inner}"])
+    return None
+
+
 KEYWORDS: tuple[str, ...] = ("{e} {r}", "{e}: {r}?", "{r} {e}", "{r} for {e}", "for {e}, {r}?", "{e} -> {r}")
 """Search-box shapes: the entity and the relations' words in walking order, {r}."""
 
@@ -117,13 +157,23 @@ def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tu
         text = shape.format(e="\0", r=" ".join(_step_words(step) for step in path))
     else:
         phrase = "\0"
-        for step in path:
-            phrase = rng.choice(BACKWARD if step.inverse else FORWARD)(relation_words(step.relation), phrase)
-        text = rng.choice(WRAPPERS).format(p=phrase)
+        for step in path[:-1]:
+            phrase = noun_phrase(step, phrase, rng)
+        asked = verb_question(path[-1], phrase, rng) if rng.random() < VERB_SHARE else None
+        text = asked or rng.choice(WRAPPERS).format(p=noun_phrase(path[-1], phrase, rng))
     if rng.random() < 0.4:
         text = text.lower()
     start = text.index("\0")
     return text.replace("\0", mention), (start, start + len(mention))
+
+
+def noun_phrase(step: Step, inner: str, rng: random.Random) -> str:
+    """A noun phrase for `step` walked from `inner` ("the directed by of X"); a leading "has" left out
+    ("the genre of X", "what has genre X")."""
+    words = relation_words(step.relation)
+    if words.startswith("has ") and rng.random() < 0.7:
+        words = words[4:]
+    return rng.choice(BACKWARD if step.inverse else FORWARD)(words, inner)
 
 
 def _step_words(step: Step) -> str:
