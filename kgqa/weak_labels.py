@@ -22,11 +22,13 @@ its own topic only on a graph that allows it. The graph work is batched: for a c
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path as FsPath
@@ -280,13 +282,15 @@ class _Task:
 def label_questions(graph: GraphStore, rows: Sequence[QARow], max_hops: int = 3, linker: Linker | None = None,
                     max_paths_per_topic: int = DEFAULT_MAX_PATHS, max_topics: int = DEFAULT_MAX_TOPICS,
                     min_f1: float = 0.0, chunk: int = 128, time_limit_s: float | None = None,
-                    on_progress: Callable[[int, int], None] = lambda done, total: None) -> LabelReport:
+                    on_progress: Callable[[int, int], None] = lambda done, total: None,
+                    workers: int | None = None) -> LabelReport:
     """Label each row with a topic, its mention span and a relation path (see the module's docstring).
 
     `linker` finds entity names in questions that have neither a topic nor [marks]: by default the
     name-matching linker over `graph`. Questions are labelled `chunk` at a time, in an order shuffled by a
-    fixed seed: when `time_limit_s` runs out the rest are dropped as OUT_OF_TIME, and those labelled are
-    spread over the whole file (not only its first lines)."""
+    fixed seed: once `time_limit_s` has run out the chunks left are dropped as OUT_OF_TIME, and those
+    labelled are spread over the whole file (not only its first lines). On the embedded store the chunks are shared among
+    `workers` forked processes (default: one per CPU core this process may use); labels do not depend on it."""
     started = time.perf_counter()
     if linker is None and any(parse_marked(r.question) is None for r in rows):
         from kgqa.linking.names import NameMatchLinker
@@ -295,24 +299,76 @@ def label_questions(graph: GraphStore, rows: Sequence[QARow], max_hops: int = 3,
     labels: list[Label] = []
     drops: list[tuple[int, str]] = []
     capped = 0
-    relations = set(graph.relations())
     order = list(range(len(rows)))
     random.Random(LABEL_ORDER_SEED).shuffle(order)
-    for start in range(0, len(rows), chunk):
-        if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
-            drops += [(i, OUT_OF_TIME) for i in order[start:]]
-            break
-        on_progress(start, len(rows))
-        tasks, chunk_drops = _tasks(graph, rows, sorted(order[start:start + chunk]), linker, max_topics, relations)
-        drops += chunk_drops
-        found, chunk_capped = _label_tasks(graph, tasks, max_hops, max_paths_per_topic, min_f1)
+    chunks = [sorted(order[start:start + chunk]) for start in range(0, len(rows), chunk)]
+    job = _ChunkJob(graph, rows, linker, set(graph.relations()), max_hops, max_paths_per_topic, max_topics, min_f1)
+    labelled = 0
+    for done, (found, chunk_drops, chunk_capped) in enumerate(_run_chunks(job, chunks, workers), start=1):
         capped += chunk_capped
-        labels += [item for item in found if isinstance(item, Label)]
-        drops += [item for item in found if not isinstance(item, Label)]
+        labels += found
+        drops += chunk_drops
+        labelled += len(chunks[done - 1])
+        on_progress(labelled, len(rows))
+        if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+            drops += [(i, OUT_OF_TIME) for rest in chunks[done:] for i in rest]
+            break
     labels = resolve_ties(sorted(labels, key=lambda label: label.row))
     drops.sort()
     dropped = dict(Counter(reason for _, reason in drops).most_common())
     return LabelReport(labels, dropped, drops, len(rows), max_hops, min_f1, time.perf_counter() - started, capped)
+
+
+@dataclass
+class _ChunkJob:
+    """Everything labelling one chunk of rows needs (what a forked worker inherits)."""
+
+    graph: GraphStore
+    rows: Sequence[QARow]
+    linker: Linker | None
+    relations: set[str]
+    max_hops: int
+    max_paths: int
+    max_topics: int
+    min_f1: float
+
+    def __call__(self, positions: list[int]) -> tuple[list[Label], list[tuple[int, str]], int]:
+        """The chunk's labels, its drops (row, reason) and how many of its topics hit the path cap."""
+        tasks, drops = _tasks(self.graph, self.rows, positions, self.linker, self.max_topics, self.relations)
+        found, capped = _label_tasks(self.graph, tasks, self.max_hops, self.max_paths, self.min_f1)
+        return ([item for item in found if isinstance(item, Label)],
+                drops + [item for item in found if not isinstance(item, Label)], capped)
+
+
+_JOB: _ChunkJob | None = None
+"""The job of a forked labelling worker (set before the fork, so the memory-mapped graph is shared)."""
+
+
+def _run_job(positions: list[int]) -> tuple[list[Label], list[tuple[int, str]], int]:
+    assert _JOB is not None
+    return _JOB(positions)
+
+
+def _run_chunks(job: _ChunkJob, chunks: list[list[int]], workers: int | None) -> Iterator[
+        tuple[list[Label], list[tuple[int, str]], int]]:
+    """Each chunk's result, in order: in this process, or in forked workers when the store is the embedded
+    one (a Neo4j driver's connections must not be shared by forked processes) and there is more than one
+    chunk and core. The caller may stop early; the workers then end."""
+    global _JOB
+    from kgqa.graph.embedded import EmbeddedGraph
+
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    forking = "fork" in multiprocessing.get_all_start_methods()
+    if workers <= 1 or len(chunks) <= 1 or not forking or not isinstance(job.graph, EmbeddedGraph):
+        yield from map(job, chunks)
+        return
+    _JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(chunks))) as pool:
+            yield from pool.imap(_run_job, chunks)
+    finally:
+        _JOB = None
 
 
 def _question_stems(label: Label) -> frozenset[str]:

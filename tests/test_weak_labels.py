@@ -145,21 +145,31 @@ def test_chunks_do_not_change_the_labels(graph):
 
 def test_labelling_stops_at_its_time_limit_and_says_so(graph):
     rows = [QARow("where was Carl born", ("Paris",)), QARow("who is Ann married to", ("Bob",))]
-    report = label_questions(graph, rows, time_limit_s=0.0)
-    assert report.labels == [] and report.dropped == {OUT_OF_TIME: 2}
+    report = label_questions(graph, rows, time_limit_s=0.0, chunk=1)  # one chunk, then the time is up
+    assert len(report.labels) == 1 and report.dropped == {OUT_OF_TIME: 1}
     seen: list[tuple[int, int]] = []
     done = label_questions(graph, rows, time_limit_s=60.0, chunk=1, on_progress=lambda d, t: seen.append((d, t)))
-    assert len(done.labels) == 2 and seen == [(0, 2), (1, 2)]
+    assert len(done.labels) == 2 and seen == [(1, 2), (2, 2)]
+
+
+def test_forked_workers_give_the_same_labels(graph):
+    rows = [QARow(q, (a,)) for q, a in [("where was Carl born", "Paris"), ("who is Ann married to", "Bob"),
+                                         ("in which country was Ann's child born", "France"),
+                                         ("where was Dora born", "Rome"), ("who is Zed", "Ann")]]
+    alone = label_questions(graph, rows, chunk=2, workers=1)
+    forked = label_questions(graph, rows, chunk=2, workers=2)
+    assert forked.labels == alone.labels and forked.drops == alone.drops and len(alone.labels) == 4
 
 
 def test_the_time_budget_shares_what_is_left_by_the_stages_weights():
-    from kgqa.train_all import STAGE_WEIGHTS, TimeBudget
+    from kgqa.train_all import SHAPES_RESERVE_S, STAGE_OVERHEAD_S, STAGE_WEIGHTS, TimeBudget
 
-    budget = TimeBudget(100.0)
-    assert budget.for_labelling() == 45.0 and TimeBudget(None).for_stage("linker") is None
-    assert abs(budget.for_stage("linker") - 100 * STAGE_WEIGHTS["linker"] / sum(STAGE_WEIGHTS.values())) < 0.5
-    assert abs(budget.for_stage("shapes") - 100) < 0.5  # the last stage: all that is left
-    budget.started -= 99.5
+    budget = TimeBudget(1000.0)
+    assert budget.for_labelling() == 450.0 and TimeBudget(None).for_stage("linker") is None
+    share = (1000 - SHAPES_RESERVE_S) * STAGE_WEIGHTS["linker"] / sum(STAGE_WEIGHTS.values()) - STAGE_OVERHEAD_S
+    assert abs(budget.for_stage("linker") - share) < 0.5
+    assert abs(budget.for_stage("reranker") - (1000 - SHAPES_RESERVE_S - STAGE_OVERHEAD_S)) < 0.5  # the last: all
+    budget.started -= 990
     assert budget.for_stage("linker") == 2.0  # never less than MIN_STAGE_S
 
 
