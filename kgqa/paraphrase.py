@@ -44,15 +44,25 @@ def choose_to_reword(labels: Sequence[Label], count: int, seed: int = 0) -> list
     return chosen
 
 
+ASKS = re.compile(r"^(what|which|who|whom|whose|when|where|how|in (what|which)|is|are|was|were|did|does|do|"
+                  r"can|could|name|list|tell|show|give|find)\b", re.I)
+"""How an English question or request begins (a model that answers instead of rewording does not)."""
+
+
 def reworded_label(label: Label, text: str, row: int) -> Label | None:
     """The label with its question reworded as `text` (its first line), or None when the rewording is
-    unusable: it lacks the topic's name as the question wrote it, repeats the question, or is over three
-    times as long."""
+    unusable: it does not begin as a question or a request, lacks the topic's name as the question wrote
+    it, brings in a capitalised word the question lacks (a name from the prompt's examples), repeats the
+    question, or is over three times as long."""
     start, end = label.span
-    mention = label.example.question[start:end]
+    question = label.example.question
+    mention = question[start:end]
     line = text.strip().splitlines()[0].strip().strip('"').strip() if text.strip() else ""
     found = re.search(rf"(?<!\w){re.escape(mention)}(?!\w)", line, flags=re.IGNORECASE)
-    if not found or line.casefold() == label.example.question.casefold() or len(line) > 3 * len(label.example.question):
+    outside = line[:found.start()] + " " + line[found.end():] if found else line
+    new_names = [w for w in re.findall(r"(?<!^)\b[A-Z]\w*", outside.strip()) if w.casefold() not in question.casefold()]
+    if not found or not ASKS.match(line) or new_names or line.casefold() == question.casefold() \
+            or len(line) > 3 * len(question):
         return None
     example = Example(line, label.example.topic, label.example.path, label.example.answers, SOURCE)
     return Label(row, example, (found.start(), found.end()), label.f1)
