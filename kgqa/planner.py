@@ -295,6 +295,13 @@ def with_prefixes(paths: Sequence[Path]) -> list[Path]:
 JOINER = r"(and|&|as well as|along with|with|together with|but not|except|excluding|not|or)"
 
 
+def topic_mention(mentions: Sequence[Mention], topic: str) -> Mention | None:
+    """The mention the topic was linked from: the one whose best candidate it is, else the first that lists
+    it (the reranker may pick a mention's second candidate)."""
+    return next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None) or \
+        next((m for m in mentions if any(c.name == topic for c in m.candidates)), None)
+
+
 def without_other(question: str, topic: Mention, other: Mention) -> str:
     """The question without the other entity and the word joining it to the topic ("X and Y", "Y and X",
     "X but not Y"), the topic masked: what the topic's own path is found for. Else both masked."""
@@ -447,12 +454,12 @@ class Planner:
         chain search also reads "came out in 1993" and may rank the path to the years first). The chain
         itself when the question lacks what the kind needs (a second entity, a literal, such a step)."""
         chain = Program((Branch(topic, paths[0]),))
-        others = [m for m in mentions if m.candidates and m.candidates[0].name != topic]
+        first = topic_mention(mentions, topic)
+        others = [m for m in mentions if m.candidates and m is not first and m.candidates[0].name != topic]
         if kind == "count":  # how many of the set the rest of the question asks for (a filter, two entities)
             plain = COUNT.sub(lambda m: "which".ljust(len(m.group())), question)  # offsets kept
             inner = cue_shape(plain, mentions, literals)
             inner = inner if inner in ("conjunction", "filter") else "chain"
-            first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
             asked = plain[:first.start] + "something" + plain[first.end:] if first else plain
             found = [p for p in self.search(topic, asked) if self.graph.expand(topic, p).answers]
             if found and len(found[0]) < len(paths[0]) and paths[0][:len(found[0])] == found[0]:
@@ -464,11 +471,10 @@ class Planner:
             return self._yes_no(question, mentions, literals, topic, paths, others) or chain
         if kind == "conjunction" and not others:
             return self._two_relations(question, mentions, topic) or chain
-        if kind == "conjunction" and others:
+        if kind == "conjunction" and others and first is not None:
             other = others[0]
             between = question[self._end_of(mentions, topic):name_start(other)]
             excluded = bool(EXCEPT.search(between))
-            first = next(m for m in mentions if m.candidates and m.candidates[0].name == topic)
             # shorter paths first: two entities usually share direct neighbours, and a longer path to a class
             # (a genre, a year) shares answers with anything
             own = sorted(with_prefixes(self.search(topic, without_other(question, first, other))[:5] or paths[:1]), key=len)
@@ -508,8 +514,8 @@ class Planner:
                      paths: Sequence[Path]) -> Program | None:
         """The conjunction of the topic and a second named entity that words join to it ("X and Y"), when
         the question has one and their branches share answers; else None."""
-        others = [m for m in mentions if m.candidates and m.candidates[0].name != topic]
-        first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
+        first = topic_mention(mentions, topic)
+        others = [m for m in mentions if m.candidates and m is not first and m.candidates[0].name != topic]
         if not others or first is None:
             return None
         a, b = sorted((first, others[0]), key=lambda m: m.start)
@@ -679,7 +685,7 @@ class Planner:
 
     @staticmethod
     def _end_of(mentions: Sequence[Mention], topic: str) -> int:
-        first = next((m for m in mentions if m.candidates and m.candidates[0].name == topic), None)
+        first = topic_mention(mentions, topic)
         return first.end if first else 0
 
     def _second_branches(self, question: str, mention: Mention, path: Path) -> list[Branch]:

@@ -238,3 +238,13 @@ def test_literal_valued_steps_are_found_and_the_others_remembered(agent):
     assert sorted(map(str, steps)) == ["rating", "release_year"]
     assert steps[parse_path("release_year")[0]]["Salt Road"] == ["1998"]
     assert parse_path("directed_by")[0] in agent.planner._not_literal
+
+
+def test_a_topic_linked_from_a_mention_s_second_candidate_still_composes(agent):
+    question = "which films did Tam Hollis and Meg Arden both star in"
+    tam = Mention("Tam Hollis", 16, 26, (Entity("Tom Hollis"), Entity("Tam Hollis")))  # the reranker took the 2nd
+    meg = Mention("Meg Arden", 31, 40, (Entity("Meg Arden"),))
+    paths = agent.planner.search("Tam Hollis", "which films did something and Meg Arden both star in")
+    program = agent.planner.compose("conjunction", question, [tam, meg], [], "Tam Hollis", paths)
+    assert [b.entity for b in program.branches] == ["Tam Hollis", "Meg Arden"]
+    assert sorted(agent.graph.run_program(program).answers) == ["Harbour Lights", "Night Ferry"]
