@@ -15,6 +15,7 @@ script pipes it. A line that starts with `/` is a command, never a question.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,5 +230,7 @@ def run_chat(agent: Any, cache_dir: Path, console: Console, err: Console, render
     if json_lines:
         session.scripted(sys.stdin, sys.stdout)
     else:
+        # Ctrl-C cancels an answer even when kgqa was started with SIGINT ignored (a background job of a script)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         # lines piped in are not a person's: only a terminal's lines go into the history file
         session.interactive(sys.stdin, LineHistory(history_file(cache_dir)) if sys.stdin.isatty() else None)
