@@ -569,9 +569,10 @@ def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions
             trained_on = f"{len(labels)} questions written from the graph (seed {seed})"
             model = make_llm(settings)
             if model is not None:
-                on_stage(f"rewording {round(len(labels) * REWORD_SHARE):,} of them with the LLM")
+                count = round(len(labels) * REWORD_SHARE)
+                on_stage(f"rewording {count:,} of them with the LLM")
                 reworded, summary["reworded"] = reword_questions(
-                    model, labels, round(len(labels) * REWORD_SHARE), budget.for_labelling(), seed,
+                    model, labels, count, budget.for_labelling(), seed,
                     Templates(settings.prompts_dir), on_progress=on_step)
                 model.close()
                 labels = labels + reworded

@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from kgqa.graph.store import GraphStore
-from kgqa.program import Aggregate, Branch, Constraint, Program, compare_key
+from kgqa.program import Aggregate, Branch, Constraint, Program, compare_key, is_literal
 from kgqa.questions import MASK
 from kgqa.retrieval.paths import relation_stems, relation_words, word_stems
 from kgqa.types import Mention, Path, Step
@@ -274,11 +274,6 @@ def without_relation_words(question: str, phrases: re.Pattern[str] | None) -> st
     if phrases is None or not (COUNT.search(question) or SMALLEST.search(question) or LARGEST.search(question)):
         return question
     return phrases.sub(lambda m: " " * len(m.group()), question)
-
-
-def is_literal(value: str) -> bool:
-    """A number, a year or a date rather than an entity (`compare_key`)."""
-    return compare_key(value)[0] == 0
 
 
 def with_prefixes(paths: Sequence[Path]) -> list[Path]:

@@ -162,6 +162,11 @@ def compare_key(value: str) -> tuple[int, float, str]:
     return (1, 0.0, text.casefold())
 
 
+def is_literal(value: str) -> bool:
+    """A number (a year, a rating, "1,204") rather than an entity or text: what `compare_key` orders first."""
+    return compare_key(value)[0] == 0
+
+
 def check_program(program: Program, relations: set[str]) -> None:
     """Refuse a program that names a relation the graph lacks, or an operator kgqa does not know."""
     for step in program.steps():

@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kgqa.graph.store import GraphStore
-from kgqa.program import Aggregate, Branch, Constraint, Gathered, Program, ProgramResult, compare_key, finish
+from kgqa.program import (Aggregate, Branch, Constraint, Gathered, Program, ProgramResult, compare_key, finish,
+                          is_literal)
 from kgqa.question_writer import BACKWARD, FORWARD, phrase_question
 from kgqa.retrieval.paths import relation_words
 from kgqa.types import Path, Step, format_path
@@ -229,7 +230,7 @@ def literal_steps(graph: GraphStore, rng: random.Random) -> dict[Step, bool]:
         targets = sorted({t for ts in graph.neighbours_many(picked, step) for t in ts})
         if not targets:
             continue
-        numeric = sum(compare_key(t)[0] == 0 for t in targets) / len(targets)
+        numeric = sum(is_literal(t) for t in targets) / len(targets)
         if numeric >= LITERAL_SHARE:
             out[step] = True
             continue

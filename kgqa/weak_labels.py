@@ -289,8 +289,9 @@ def label_questions(graph: GraphStore, rows: Sequence[QARow], max_hops: int = 3,
     `linker` finds entity names in questions that have neither a topic nor [marks]: by default the
     name-matching linker over `graph`. Questions are labelled `chunk` at a time, in an order shuffled by a
     fixed seed: once `time_limit_s` has run out the chunks left are dropped as OUT_OF_TIME, and those
-    labelled are spread over the whole file (not only its first lines). On the embedded store the chunks are shared among
-    `workers` forked processes (default: one per CPU core this process may use); labels do not depend on it."""
+    labelled are spread over the whole file (not only its first lines). On the embedded store the chunks
+    are shared among `workers` forked processes (default: one per CPU core this process may use); labels
+    do not depend on it."""
     started = time.perf_counter()
     if linker is None and any(parse_marked(r.question) is None for r in rows):
         from kgqa.linking.names import NameMatchLinker
