@@ -84,11 +84,15 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=15.0,
                         help="time budget of each `kgqa train all` (labelling and the three models)")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "weak-labels" / "pq-train.json")
+    parser.add_argument("--work", type=Path, help="keep the converted graphs and trained caches here "
+                        "(default: a temporary folder, removed at the end)")
     args = parser.parse_args()
     report = {"command": "python " + " ".join(sys.argv), "machine_before": machine(), "sets": {}}
     with tempfile.TemporaryDirectory() as folder:
+        work = args.work or Path(folder)
+        work.mkdir(parents=True, exist_ok=True)
         for name in args.sets:
-            report["sets"][name] = run_set(name, args.data, Path(folder), args.max_minutes, args.regimes)
+            report["sets"][name] = run_set(name, args.data, work, args.max_minutes, args.regimes)
             print(name, json.dumps(report["sets"][name]), flush=True)
     report["machine_after"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
