@@ -379,12 +379,38 @@ def _question_stems(label: Label) -> frozenset[str]:
     return word_stems(text if start < 0 else text[:start] + " " + text[end:])
 
 
+def relation_evidence(clear: Sequence[Label], smoothing: float = 1.0) -> Callable[[str, frozenset[str]], int]:
+    """How well a question's words name a path's relations, from the untied labels: +1 for each distinct
+    relation that some word names, -1 for each that none does, 0 for one no untied path has. A word names a
+    relation when the share of the untied questions with the word whose path has the relation (add-`smoothing`
+    below) is at least halfway from the relation's share of all untied questions to 1."""
+    per_relation: dict[str, Counter] = {}
+    everything: Counter = Counter()
+    for label in clear:
+        stems = _question_stems(label)
+        everything.update(stems)
+        for relation in set(label.example.path.split("|")):
+            per_relation.setdefault(relation, Counter()).update(stems)
+    base = Counter(r for label in clear for r in set(label.example.path.split("|")))
+
+    def named(relation: str, stems: frozenset[str]) -> int:
+        seen = per_relation.get(relation)
+        if seen is None:
+            return 0
+        needed = (1 + base[relation] / len(clear)) / 2
+        return 1 if any(seen[w] >= needed * (everything[w] + smoothing) for w in stems if seen[w]) else -1
+
+    return lambda path, stems: sum(named(r, stems) for r in set(path.split("|")))
+
+
 def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]:
     """Labels whose path ties with others (the same answers on this question) take the tied path that
     questions worded like them take where nothing ties: multinomial naive Bayes over the question's words,
     fitted on the untied labels ("films written by the writer of X" ties `written_by|written_by_inv` with a longer
-    path whose answers happen to match; the untied questions with those words say which is meant). A
-    path no untied question has keeps the old order: the shorter, then fewer inverse steps."""
+    path whose answers happen to match; the untied questions with those words say which is meant). When no
+    untied question has any of the tied paths, each relation's own words decide (`relation_evidence`: "the
+    religion of the other half of X's other half" is `spouse|spouse|religion`, not `religion`); failing that,
+    the old order: the shorter, then fewer inverse steps."""
     clear = [label for label in labels if not label.ties]
     if not clear or len(clear) == len(labels):
         return list(labels)
@@ -403,6 +429,7 @@ def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]
         below = totals.get(path, 0) + smoothing * vocabulary
         return float(prior + sum(np.log((seen[w] + smoothing) / below) for w in stems))
 
+    evidence = relation_evidence(clear, smoothing)
     out = []
     for label in labels:
         if not label.ties:
@@ -410,7 +437,10 @@ def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]
             continue
         stems = _question_stems(label)
         options = (label.example.path,) + label.ties
-        chosen = max(options, key=lambda path: (score(path, stems), -options.index(path)))
+        if any(path in per_path for path in options):
+            chosen = max(options, key=lambda path: (score(path, stems), -options.index(path)))
+        else:
+            chosen = max(options, key=lambda path: (evidence(path, stems), -options.index(path)))
         example = Example(label.example.question, label.example.topic, chosen, label.example.answers,
                           source=label.example.source)
         out.append(Label(label.row, example, label.span, label.f1, tuple(p for p in options if p != chosen)))

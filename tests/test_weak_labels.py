@@ -264,3 +264,22 @@ def test_the_labelled_tsv_marks_the_topic(graph, tmp_path):
     out = tmp_path / "labelled.tsv"
     assert write_labelled_tsv(report.labels, out) == 1  # the second question does not show its topic
     assert out.read_text(encoding="utf-8") == "where was [Carl] born\tParis\tborn_in\n"
+
+
+def test_a_tie_no_untied_question_settles_goes_to_the_path_whose_relations_the_words_name():
+    def label(row: int, question: str, path: str, ties: tuple[str, ...] = ()) -> Label:
+        return Label(row, Example(question, "X", path, ("a",), source="weak"), (question.index("X"), question.index("X") + 1),
+                     1.0, ties)
+
+    labels = [label(0, "the other half of X", "spouse"), label(1, "who is the other half of X", "spouse"),
+              label(2, "the faith of X's parents", "parents|religion"),
+              label(3, "what faith does the father of X hold", "parents|religion"),
+              label(4, "the birthplace of X", "born_in"), label(7, "X's other half", "spouse"),
+              label(8, "where was X born", "born_in"), label(9, "the parents of X", "parents"),
+              # neither `religion` nor `spouse|spouse|religion` is any untied question's path
+              label(5, "the faith of the other half of X's other half", "religion", ("spouse|spouse|religion",)),
+              label(6, "the faith of X, please", "religion", ("born_in|born_in_inv|religion",))]
+    resolved = resolve_ties(sorted(labels, key=lambda label: label.row))
+    resolved = {label.row: label for label in resolved}
+    assert resolved[5].example.path == "spouse|spouse|religion" and resolved[5].ties == ("religion",)
+    assert resolved[6].example.path == "religion"  # no word names `born_in`: the shorter stays
