@@ -379,19 +379,21 @@ def _question_stems(label: Label) -> frozenset[str]:
     return word_stems(text if start < 0 else text[:start] + " " + text[end:])
 
 
-def relation_evidence(clear: Sequence[Label], smoothing: float = 1.0) -> Callable[[str, frozenset[str]], int]:
-    """How well a question's words name a path's relations, from the untied labels: +1 for each distinct
-    relation that some word names, -1 for each that none does, 0 for one no untied path has. A word names a
-    relation when the share of the untied questions with the word whose path has the relation (add-`smoothing`
-    below) is at least halfway from the relation's share of all untied questions to 1."""
+def relation_evidence(clear: Sequence[tuple[str, frozenset[str]]],
+                      smoothing: float = 1.0) -> Callable[[str, frozenset[str]], int]:
+    """How well a question's words name a path's relations, from the untied labels' (path, question stems):
+    +1 for each distinct relation that some word names, -1 for each that none does, 0 for one no untied path
+    has. A word names a relation when the share of the untied questions with the word whose path has the
+    relation (add-`smoothing` below) is at least halfway from the relation's share of all untied questions
+    to 1."""
     per_relation: dict[str, Counter] = {}
     everything: Counter = Counter()
-    for label in clear:
-        stems = _question_stems(label)
+    base: Counter = Counter()
+    for path, stems in clear:
         everything.update(stems)
-        for relation in set(label.example.path.split("|")):
+        for relation in set(path.split("|")):
             per_relation.setdefault(relation, Counter()).update(stems)
-    base = Counter(r for label in clear for r in set(label.example.path.split("|")))
+            base[relation] += 1
 
     def named(relation: str, stems: frozenset[str]) -> int:
         seen = per_relation.get(relation)
@@ -414,10 +416,11 @@ def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]
     clear = [label for label in labels if not label.ties]
     if not clear or len(clear) == len(labels):
         return list(labels)
-    per_path: Counter = Counter(label.example.path for label in clear)
+    fitted = [(label.example.path, _question_stems(label)) for label in clear]
+    per_path: Counter = Counter(path for path, _ in fitted)
     words: dict[str, Counter] = {}
-    for label in clear:
-        words.setdefault(label.example.path, Counter()).update(_question_stems(label))
+    for path, stems in fitted:
+        words.setdefault(path, Counter()).update(stems)
     vocabulary = len({w for seen in words.values() for w in seen}) + 1
     totals = {path: sum(seen.values()) for path, seen in words.items()}
     paths = len(per_path) + 1
@@ -429,7 +432,7 @@ def resolve_ties(labels: Sequence[Label], smoothing: float = 1.0) -> list[Label]
         below = totals.get(path, 0) + smoothing * vocabulary
         return float(prior + sum(np.log((seen[w] + smoothing) / below) for w in stems))
 
-    evidence = relation_evidence(clear, smoothing)
+    evidence = relation_evidence(fitted, smoothing)
     out = []
     for label in labels:
         if not label.ties:

@@ -48,11 +48,14 @@ def test_the_best_f1_path_is_found_for_one_two_and_three_hops(graph, question, a
     assert label.example.source == "weak" and label.example.answers == tuple(answers)
 
 
-def test_a_tie_takes_the_path_that_untied_questions_worded_alike_take():
-    def label(row: int, question: str, path: str, ties: tuple[str, ...] = ()) -> Label:
-        return Label(row, Example(question, "X", path, ("a",), source="weak"), (question.index("X"), question.index("X") + 1),
-                     1.0, ties)
+def tied_label(row: int, question: str, path: str, ties: tuple[str, ...] = ()) -> Label:
+    """A weak label with F1 1 about the topic X, tied with `ties`."""
+    return Label(row, Example(question, "X", path, ("a",), source="weak"), (question.index("X"), question.index("X") + 1),
+                 1.0, ties)
 
+
+def test_a_tie_takes_the_path_that_untied_questions_worded_alike_take():
+    label = tied_label
     labels = [label(0, "who wrote the films written by the writer of X", "written_by|written_by_inv|written_by"),
               label(1, "the writers of films written by the writer of X", "written_by|written_by_inv|written_by"),
               label(2, "name the author of X", "written_by"), label(3, "the author of X", "written_by"),
@@ -267,10 +270,7 @@ def test_the_labelled_tsv_marks_the_topic(graph, tmp_path):
 
 
 def test_a_tie_no_untied_question_settles_goes_to_the_path_whose_relations_the_words_name():
-    def label(row: int, question: str, path: str, ties: tuple[str, ...] = ()) -> Label:
-        return Label(row, Example(question, "X", path, ("a",), source="weak"), (question.index("X"), question.index("X") + 1),
-                     1.0, ties)
-
+    label = tied_label
     labels = [label(0, "the other half of X", "spouse"), label(1, "who is the other half of X", "spouse"),
               label(2, "the faith of X's parents", "parents|religion"),
               label(3, "what faith does the father of X hold", "parents|religion"),
