@@ -2,7 +2,9 @@
 
 For relation paths of 1..max_hops steps walked from sampled topic entities, a question is written from the
 verbalised relations (`relation_words`), in many shapes: questions and imperatives, the entity at the start
-or at the end, nested noun phrases or keyword strings, lower case. The gold answers are the walk's answers,
+or at the end, nested noun phrases or keyword strings, lower case. A relation walked there and straight back
+(`r|r_inv`, `r_inv|r`) is mostly worded as one phrase, the way people ask for it: "the ones with the same
+genre as X", "the fellow starred actors of X", "who else directed what X directed". The gold answers are the walk's answers,
 so every label is right by construction; what the models learn from it is which wording goes with which
 path, how many hops a question asks for, and where the entity's name sits.
 
@@ -97,6 +99,66 @@ def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
     return None
 
 
+SAME_OBJECT: tuple[Phrase, ...] = (
+    lambda words, inner: f"the ones with the same {words} as {inner}",
+    lambda words, inner: f"what shares the {words} of {inner}",
+    lambda words, inner: f"those that share {inner}'s {words}",
+    lambda words, inner: f"the others whose {words} is also {inner}'s",
+    lambda words, inner: f"what else has the {words} of {inner}",
+)
+"""Noun phrases for a relation walked forwards then back (`r|r_inv`): the others that share `inner`'s object."""
+
+SAME_SUBJECT: tuple[Phrase, ...] = (
+    lambda words, inner: f"the {words} together with {inner}",
+    lambda words, inner: f"the other {words} alongside {inner}",
+    lambda words, inner: f"the fellow {words} of {inner}",
+    lambda words, inner: f"those who share {words} with {inner}",
+    lambda words, inner: f"the co-{words} of {inner}",
+)
+"""Noun phrases for a relation walked back then forwards (`r_inv|r`): the others that share a subject with
+`inner` (co-stars, co-authors)."""
+
+SIBLING_SHARE = 0.75
+"""Of the relations walked there and straight back, those worded as one "the same"/"together with" phrase
+(the rest nest one phrase per step, as any other path)."""
+
+
+def sibling_phrase(step: Step, inner: str, rng: random.Random) -> str:
+    """A noun phrase for `step` followed by its own reverse, walked from `inner`: by English grammar when the
+    relation is a participle with "by" ("the ones directed by the same one as X", "who else directed what
+    X directed"), else from SAME_OBJECT or SAME_SUBJECT."""
+    words = relation_words(step.relation)
+    parts = words.split()
+    if len(parts) >= 2 and parts[-1] == "by" and participle(parts[-2]) and rng.random() < 0.5:
+        done = " ".join(parts[:-1])
+        past = " ".join(parts[:-2] + [IRREGULAR_PAST.get(parts[-2], parts[-2])])
+        if step.inverse:
+            return rng.choice([f"who else {past} what {inner} {past}", f"the ones who {past} together with {inner}",
+                               f"those who also {past} what {inner} {past}"])
+        return rng.choice([f"the ones {done} by the same one as {inner}", f"what else was {done} by whoever {past} {inner}",
+                           f"the others {done} by the one who {past} {inner}"])
+    if words.startswith("has "):
+        words = words[4:]
+    return rng.choice(SAME_SUBJECT if step.inverse else SAME_OBJECT)(words, inner)
+
+
+def phrase_units(path: Path, rng: random.Random) -> list[tuple[Step, bool]]:
+    """The path as the units a question words, innermost first: (step, True) for a step followed by its own
+    reverse (worded together, SIBLING_SHARE of the time), (step, False) for a step worded alone."""
+    units: list[tuple[Step, bool]] = []
+    i = 0
+    while i < len(path):
+        step = path[i]
+        pair = i + 1 < len(path) and path[i + 1] == Step(step.relation, not step.inverse)
+        if pair and rng.random() < SIBLING_SHARE:
+            units.append((step, True))
+            i += 2
+        else:
+            units.append((step, False))
+            i += 1
+    return units
+
+
 KEYWORDS: tuple[str, ...] = ("{e} {r}", "{e}: {r}?", "{r} {e}", "{r} for {e}", "for {e}, {r}?", "{e} -> {r}")
 """Search-box shapes: the entity and the relations' words in walking order, {r}."""
 
@@ -156,11 +218,14 @@ def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tu
         shape = rng.choice(KEYWORDS)
         text = shape.format(e="\0", r=" ".join(_step_words(step) for step in path))
     else:
+        units = phrase_units(path, rng)
         phrase = "\0"
-        for step in path[:-1]:
-            phrase = noun_phrase(step, phrase, rng)
-        asked = verb_question(path[-1], phrase, rng) if rng.random() < VERB_SHARE else None
-        text = asked or rng.choice(WRAPPERS).format(p=noun_phrase(path[-1], phrase, rng))
+        for step, paired in units[:-1]:
+            phrase = sibling_phrase(step, phrase, rng) if paired else noun_phrase(step, phrase, rng)
+        last, paired = units[-1]
+        asked = verb_question(last, phrase, rng) if not paired and rng.random() < VERB_SHARE else None
+        outer = sibling_phrase(last, phrase, rng) if paired else noun_phrase(last, phrase, rng)
+        text = asked or rng.choice(WRAPPERS).format(p=outer)
     if rng.random() < 0.4:
         text = text.lower()
     start = text.index("\0")

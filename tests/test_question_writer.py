@@ -57,3 +57,15 @@ def test_typos_move_the_span_with_the_mention():
         assert after.example.topic == before.example.topic and after.example.answers == before.example.answers
     rng = random.Random(0)
     assert all(abs(len(misspell("Marsh", rng)) - 5) <= 1 for _ in range(50))
+
+
+def test_a_relation_walked_there_and_back_is_mostly_asked_as_one_same_or_together_phrase():
+    labels = write_questions(family(), max_hops=2, count=600, seed=4)
+    cues = ("same", "share", "also", "else", "together", "alongside", "fellow", "co-")
+    there_and_back = [l for l in labels if l.example.path in ("nationality|nationality_inv", "children_inv|children")]
+    others = [l for l in labels if l.example.hops == 1]
+    assert len(there_and_back) >= 20 and len(others) >= 100
+    worded = sum(any(c in l.example.question for c in cues) for l in there_and_back)
+    assert worded >= 0.5 * len(there_and_back)  # SIBLING_SHARE, less the keyword shapes
+    assert not any(any(f" {c} " in f" {l.example.question} " for c in ("same", "together", "alongside", "fellow"))
+                   for l in others)
