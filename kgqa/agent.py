@@ -18,7 +18,7 @@ from kgqa.planner import Planner, entity_over_number, mask_all, split_mentions, 
 from kgqa.program import Program
 from kgqa.prompting import ExamplePool, Templates
 from kgqa.questions import check_question, mask_span
-from kgqa.rerank import collect_groups, inference_backend, load_reranker, rank_other_topics
+from kgqa.rerank import collect_groups, inference_backend, load_reranker, mark_question_signals, rank_other_topics
 from kgqa.retrieval.model import path_model
 from kgqa.retrieval.paths import PathRanker, verbalise_path
 from kgqa.retrieval.phrases import known_phrases, phrase_hint
@@ -365,6 +365,7 @@ class Agent:
                                 others, top_topics, self.settings.rerank_margin)
         expanded = time.perf_counter()
         masked = [self._retrieval_text(q, m) for q, m in zip(questions, mentions)]
+        mark_question_signals([g for row in groups for g in row], masked, vectors, self.ranker.path_vectors)
         selected, rerank_ms = self.reranker.rerank_batch(masked, groups, self.graph.degree)
         share = 1.0 / len(questions)
         timings = {k: v * 1000 * share for k, v in stages.items()}

@@ -4,9 +4,10 @@ For relation paths of 1..max_hops steps walked from sampled topic entities, a qu
 verbalised relations (`relation_words`), in many shapes: questions and imperatives, the entity at the start
 or at the end, nested noun phrases or keyword strings, lower case. A relation walked there and straight back
 (`r|r_inv`, `r_inv|r`) is mostly worded as one phrase, the way people ask for it: "the ones with the same
-genre as X", "the fellow starred actors of X", "who else directed what X directed". The gold answers are the walk's answers,
-so every label is right by construction; what the models learn from it is which wording goes with which
-path, how many hops a question asks for, and where the entity's name sits.
+genre as X", "the fellow starred actors of X", "who else directed what X directed"; a "<participle> by"
+relation often by its doer's noun ("the director of X"). The gold answers are the walk's answers, so every
+label is right by construction; what the models learn from it is which wording goes with which path, how
+many hops a question asks for, and where the entity's name sits.
 
 Sampling: topics are drawn uniformly from the graph's entities; every path walkable from them (hop by hop
 with `next_steps_many`, the store's conventions applied) is a candidate. Each hop count gets an equal
@@ -68,8 +69,46 @@ VERB_SHARE = 0.4
 """Of the questions whose outermost step reads as a verb or a "has"/"in" relation, those asked in that form."""
 
 
+IRREGULAR_AGENT = {"written": "writer", "sung": "singer", "spoken": "speaker", "made": "maker", "built": "builder",
+                   "won": "winner", "held": "holder", "led": "leader", "played": "player", "drawn": "artist"}
+"""English participles whose doer is not formed by the rules of `agent_noun`."""
+
+AGENT_SHARE = 0.5
+"""Of the steps of a "<participle> by" relation worded as a noun phrase, those worded with the doer's noun."""
+
+
 def participle(word: str) -> bool:
     return word.endswith("ed") or word in IRREGULAR_PAST
+
+
+def agent_noun(words: str) -> str | None:
+    """The noun for whoever does a "<participle> by" relation: `directed by` -> `director`, `written by` ->
+    `writer`, `produced by` -> `producer`, `owned by` -> `owner`; None for other relation words."""
+    parts = words.split()
+    if len(parts) < 2 or parts[-1] != "by" or not participle(parts[-2]):
+        return None
+    done, head = parts[-2], parts[:-2]
+    if done in IRREGULAR_AGENT:
+        noun = IRREGULAR_AGENT[done]
+    elif done.endswith(("ated", "ected", "ucted", "ited")):
+        noun = done[:-2] + "or"
+    elif done.endswith(("ced", "sed", "ved", "zed", "ged")):
+        noun = done[:-1] + "r"
+    else:
+        noun = done[:-2] + "er"
+    return " ".join(head + [noun])
+
+
+def step_words(step: Step, rng: random.Random) -> str:
+    """The words a noun phrase uses for a step's relation: its doer's noun (AGENT_SHARE of the time, when it
+    has one), else its words, a leading "has" mostly left out ("the genre of X")."""
+    words = relation_words(step.relation)
+    agent = agent_noun(words)
+    if agent and rng.random() < AGENT_SHARE:
+        return agent
+    if words.startswith("has ") and rng.random() < 0.7:
+        return words[4:]
+    return words
 
 
 def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
@@ -135,11 +174,10 @@ def sibling_phrase(step: Step, inner: str, rng: random.Random) -> str:
         if step.inverse:
             return rng.choice([f"who else {past} what {inner} {past}", f"the ones who {past} together with {inner}",
                                f"those who also {past} what {inner} {past}"])
-        return rng.choice([f"the ones {done} by the same one as {inner}", f"what else was {done} by whoever {past} {inner}",
+        return rng.choice([f"the ones {done} by the same one as {inner}",
+                           f"what else was {done} by whoever {past} {inner}",
                            f"the others {done} by the one who {past} {inner}"])
-    if words.startswith("has "):
-        words = words[4:]
-    return rng.choice(SAME_SUBJECT if step.inverse else SAME_OBJECT)(words, inner)
+    return rng.choice(SAME_SUBJECT if step.inverse else SAME_OBJECT)(step_words(step, rng), inner)
 
 
 def phrase_units(path: Path, rng: random.Random) -> list[tuple[Step, bool]]:
@@ -233,12 +271,9 @@ def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tu
 
 
 def noun_phrase(step: Step, inner: str, rng: random.Random) -> str:
-    """A noun phrase for `step` walked from `inner` ("the directed by of X"); a leading "has" left out
-    ("the genre of X", "what has genre X")."""
-    words = relation_words(step.relation)
-    if words.startswith("has ") and rng.random() < 0.7:
-        words = words[4:]
-    return rng.choice(BACKWARD if step.inverse else FORWARD)(words, inner)
+    """A noun phrase for `step` walked from `inner` ("the directed by of X", "the director of X", "the genre
+    of X", "what has genre X"), with `step_words`."""
+    return rng.choice(BACKWARD if step.inverse else FORWARD)(step_words(step, rng), inner)
 
 
 def _step_words(step: Step) -> str:

@@ -16,7 +16,7 @@ from kgqa.errors import InputError
 from kgqa.graph.embedded import EmbeddedGraph
 from kgqa.questions import Example
 from kgqa.rerank import FEATURES, Fusion, Group, NumpyCrossEncoder, Reranker, collect_groups, load_reranker
-from kgqa.rerank.candidates import feature_matrix, select_answers
+from kgqa.rerank.candidates import feature_matrix, mark_question_signals, select_answers
 from kgqa.rerank.model import FUSION_FILE, fit_logistic, length_batches, unique_pairs
 from kgqa.rerank.train import ListExample, RerankOptions, fine_tune, fit_fusion, group_labels, make_lists
 from kgqa.retrieval.paths import PathRanker, verbalise_path
@@ -136,6 +136,26 @@ def test_features_compare_each_group_with_its_question():
     assert x[:, col["hops"]].tolist() == [1.0, 2.0, 1.0]
     assert np.allclose(x[:, col["answers"]], np.log1p([1, 2, 1]))
     assert np.allclose(x[:, col["top_link_confidence"]], [0.9, 0.9, 0.0])
+
+
+def test_a_path_is_as_strong_as_its_weakest_step_and_there_and_back_wants_a_sameness_word():
+    from kgqa.encoder import load_embedder
+
+    embedder = load_embedder(None)  # the packaged MiniLM
+    questions = ["who directed [E]", "which films have the same director as [E]"]
+    groups = [make_group(0, "A", ["x"], 0, path="directed_by"),
+              make_group(0, "A", ["y"], 0, path="directed_by|directed_by_inv|release_year"),
+              make_group(1, "A", ["z"], 0, path="directed_by|directed_by_inv")]
+    mark_question_signals(groups, questions, embedder.embed(questions), embedder.embed)
+    one, three, sibling = groups
+    assert one.weakest_step > three.weakest_step + 0.1  # "release year" is not asked for
+    relation = embedder.embed(["directed by", "release year"]) @ embedder.embed(questions[:1])[0]
+    assert np.isclose(one.weakest_step, relation[0]) and np.isclose(three.weakest_step, min(relation))
+    assert (one.cued, three.cued, sibling.cued) == (False, False, True)
+    x = feature_matrix(groups)
+    col = {name: i for i, name in enumerate(FEATURES)}
+    assert x[:, col["there_and_back"]].tolist() == [0.0, 1.0, 1.0]
+    assert x[:, col["there_and_back_cued"]].tolist() == [0.0, 0.0, 1.0]
 
 
 def test_labels_accept_the_gold_group_or_the_gold_answer_set():

@@ -13,11 +13,13 @@ from pathlib import Path
 from kgqa.config import Settings, mask_uri
 from kgqa.graph.store import GraphStore
 from kgqa.model_store import model_dir
-from kgqa.rerank.candidates import FEATURES, Group, collect_groups, rank_other_topics, select_answers
+from kgqa.rerank.candidates import (FEATURES, Group, collect_groups, mark_question_signals, rank_other_topics,
+                                    select_answers)
 from kgqa.rerank.model import Fusion, NumpyCrossEncoder, Reranker, TorchCrossEncoder
 
 __all__ = ["FEATURES", "Fusion", "Group", "NumpyCrossEncoder", "Reranker", "TorchCrossEncoder", "collect_groups",
-           "inference_backend", "load_reranker", "rank_other_topics", "reranker_dir", "select_answers"]
+           "inference_backend", "load_reranker", "mark_question_signals", "rank_other_topics", "reranker_dir",
+           "select_answers"]
 
 RERANKER_DIR = "reranker"
 OFF = ("none", "off", "")

@@ -10,6 +10,7 @@ signals (the answer's degree) only order answers inside a group.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,13 @@ from kgqa.types import Mention, Path, PathCandidate, Triple
 
 # the signals fused with the cross-encoder score, in the order of the fusion layer's weights
 FEATURES = ("cross", "cross_gap", "retriever", "retriever_gap", "path_rank", "topic_rank", "link_confidence",
-            "top_link_confidence", "topic_degree", "hops", "answers", "llm_choice")
+            "top_link_confidence", "topic_degree", "hops", "answers", "llm_choice", "weakest_step", "there_and_back",
+            "there_and_back_cued")
+
+SAMENESS_CUES = frozenset({"same", "share", "shares", "shared", "sharing", "also", "too", "else", "other", "others",
+                           "together", "alongside", "fellow", "both", "co"})
+"""English words that ask for the others sharing something with the topic ("the same director as X", "who
+else starred with X", "co-authors"): what a relation walked there and straight back (`r|r_inv`) means."""
 
 
 @dataclass
@@ -39,6 +46,11 @@ class Group:
     retriever_score: float
     path_rank: int
     llm_choice: bool = False
+    weakest_step: float = 0.0
+    """The lowest similarity between the question and one of the path's relations (`mark_question_signals`):
+    a path with a step the question never asks for scores low, however well its other steps match."""
+    cued: bool = False
+    """The question uses a SAMENESS_CUES word."""
     evidence: dict[str, list[Triple]] = field(default_factory=dict)
     cross: float = 0.0
     """The cross-encoder's logit for (masked question, path text)."""
@@ -99,6 +111,28 @@ def collect_groups(graph: GraphStore, mentions: Sequence[Mention | None], ranked
     return [[g for g in row if g.evidence] for row in groups]
 
 
+def there_and_back(path: Path) -> bool:
+    """Whether the path walks a relation and straight back (`directed_by|directed_by_inv`)."""
+    return any(a.relation == b.relation and a.inverse != b.inverse for a, b in zip(path, path[1:]))
+
+
+def mark_question_signals(groups: Sequence[Group], masked_questions: Sequence[str], question_vectors: np.ndarray,
+                          relation_vectors: Callable[[list[str]], np.ndarray]) -> None:
+    """Set each group's `weakest_step` (question vector against the vector of each relation's words, from
+    `relation_vectors`; the lowest) and `cued` (its masked question uses a SAMENESS_CUES word)."""
+    from kgqa.retrieval.paths import relation_words
+
+    if not groups:
+        return
+    relations = sorted({step.relation for g in groups for step in g.path})
+    vectors = dict(zip(relations, relation_vectors([relation_words(r) for r in relations])))
+    cued = [bool(SAMENESS_CUES & set(re.findall(r"[a-z]+", q.lower()))) for q in masked_questions]
+    for g in groups:
+        q = question_vectors[g.question]
+        g.weakest_step = min(float(vectors[step.relation] @ q) for step in g.path)
+        g.cued = cued[g.question]
+
+
 def expand_groups(graph: GraphStore, groups: Sequence[Group]) -> None:
     """Fill each group's evidence, walking every path once for all the topics that take it.
 
@@ -127,7 +161,8 @@ def feature_matrix(groups: Sequence[Group]) -> np.ndarray:
     rows = [[g.cross, g.cross - best_cross[g.question], g.retriever_score,
              g.retriever_score - best_retriever[(g.question, g.topic_rank)], math.log1p(g.path_rank),
              float(g.topic_rank), g.link_confidence, g.link_confidence * (g.topic_rank == 0),
-             math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice)]
+             math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice),
+             g.weakest_step, float(there_and_back(g.path)), float(there_and_back(g.path) and g.cued)]
             for g in groups]
     return np.asarray(rows, np.float32)
 
