@@ -326,9 +326,9 @@ def test_fusion_file_must_match_the_features(tiny_model, tmp_path):
     folder = tmp_path / "reranker"
     shutil.copytree(tiny_model[0], folder)
     data = Fusion.cross_only().to_json()
-    data["features"] = data["features"][:-1]
+    data["features"] = data["features"][:-1] + ["path_rank"]  # one signal gone since, one new
     (folder / FUSION_FILE).write_text(json.dumps(data))
-    with pytest.raises(ModelError, match="retrain"):
+    with pytest.raises(ModelError, match=rf"new: {FEATURES[-1]}; gone: path_rank\).*--fusion-only"):
         Reranker.load(folder)
 
 

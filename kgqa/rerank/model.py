@@ -224,8 +224,11 @@ class Fusion:
     def from_json(cls, data: dict) -> "Fusion":
         features = tuple(data["features"])
         if features != FEATURES:
-            raise ModelError(f"the reranker's fusion layer expects features {features}; this kgqa computes "
-                             f"{FEATURES}: retrain it with `kgqa train reranker`")
+            missing, unknown = sorted(set(FEATURES) - set(features)), sorted(set(features) - set(FEATURES))
+            raise ModelError(f"the reranker's fusion layer was fitted on other signals than this kgqa computes "
+                             f"(new: {', '.join(missing) or '-'}; gone: {', '.join(unknown) or '-'}): fit it again "
+                             "with `kgqa train reranker --fusion-only` (a benchmark's models) or `kgqa train all` "
+                             "(a graph's own)")
         known = {"features", "weights", "bias", "mean", "scale", "mode", "threshold", "degree_weight"}
         return cls(np.asarray(data["weights"], np.float32), float(data["bias"]), np.asarray(data["mean"], np.float32),
                    np.asarray(data["scale"], np.float32), features, data.get("mode", "group"),
