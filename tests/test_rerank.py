@@ -175,9 +175,24 @@ def test_logistic_regression_separates_and_is_calibrated_on_easy_data():
     x = rng.normal(size=(400, 3)).astype(np.float32)
     y = (x[:, 0] - 0.5 * x[:, 2] > 0).astype(np.float32)
     weights, bias, mean, scale = fit_logistic(x, y, l2=0.1)
-    p = Fusion(weights, bias, mean, scale, features=("a", "b", "c")).probabilities(x)
+    rows = np.zeros((400, len(FEATURES)), np.float32)
+    rows[:, :3] = x  # the fusion reads its own three columns of full feature rows
+    p = Fusion(weights, bias, mean, scale, features=FEATURES[:3]).probabilities(rows)
     assert ((p > 0.5) == (y > 0.5)).mean() > 0.97
     assert weights[0] > 0 > weights[2] and abs(weights[1]) < 0.5 * weights[0]
+
+
+def test_the_retrieval_order_fusion_answers_as_the_agent_without_a_reranker():
+    order = Fusion.retrieval_order()
+    groups = [make_group(0, "A", ["x"], 0, path_rank=1, retriever=0.9), make_group(0, "A", ["y"], 0, path_rank=0),
+              make_group(0, "B", ["z"], 0, topic_rank=1, path_rank=0, retriever=0.99)]
+    for g, p in zip(groups, order.probabilities(feature_matrix(groups))):
+        g.score = float(p)
+    assert [a.name for a in select_answers(groups, order.mode)] == ["y"]  # the best topic's first path
+    groups[0].llm_choice = True
+    for g, p in zip(groups, order.probabilities(feature_matrix(groups))):
+        g.score = float(p)
+    assert [a.name for a in select_answers(groups, order.mode)] == ["x"]  # the LLM's choice
 
 
 def test_fit_fusion_prefers_the_signal_that_finds_the_gold_group():
@@ -326,10 +341,17 @@ def test_fusion_file_must_match_the_features(tiny_model, tmp_path):
     folder = tmp_path / "reranker"
     shutil.copytree(tiny_model[0], folder)
     data = Fusion.cross_only().to_json()
-    data["features"] = data["features"][:-1] + ["path_rank"]  # one signal gone since, one new
+    data["features"] = data["features"][:-1] + ["a_signal_since_gone"]
     (folder / FUSION_FILE).write_text(json.dumps(data))
-    with pytest.raises(ModelError, match=rf"new: {FEATURES[-1]}; gone: path_rank\).*--fusion-only"):
+    with pytest.raises(ModelError, match=r"no longer computes \(a_signal_since_gone\).*--fusion-only"):
         Reranker.load(folder)
+    subset = Fusion(np.array([2.0, -1.0], np.float32), 0.5, np.zeros(2, np.float32), np.ones(2, np.float32),
+                    ("hops", "cross"))  # fitted on some of the signals (an older fusion, or written questions)
+    (folder / FUSION_FILE).write_text(json.dumps(subset.to_json()))
+    loaded = Reranker.load(folder).fusion
+    x = np.zeros((1, len(FEATURES)), np.float32)
+    x[0, FEATURES.index("hops")], x[0, FEATURES.index("cross")], x[0, FEATURES.index("retriever")] = 3.0, 1.0, 9.0
+    assert loaded.features == ("hops", "cross") and np.isclose(loaded.logits(x)[0], 2 * 3 - 1 + 0.5)
 
 
 def test_settings_turn_the_reranker_on_and_off(tiny_model, tiny_kb, tmp_path):

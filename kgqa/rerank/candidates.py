@@ -20,12 +20,11 @@ import numpy as np
 from kgqa.graph.store import GraphStore
 from kgqa.types import Mention, Path, PathCandidate, Triple
 
-# the signals fused with the cross-encoder score, in the order of the fusion layer's weights
-FEATURES = ("cross", "cross_gap", "retriever", "retriever_gap", "topic_rank", "link_confidence", "top_link_confidence",
-            "topic_degree", "hops", "answers", "llm_choice", "weakest_step", "there_and_back", "there_and_back_cued")
-"""The retriever's rank of a path is not one of them: fitted on questions worded like the training ones, it
-became the strongest weight and then settled near-ties by order alone on questions worded otherwise (written
-from the graph, MetaQA dev sample: 1-hop 67.6 with it, 76.4 without; eval/README.md)."""
+FEATURES = ("cross", "cross_gap", "retriever", "retriever_gap", "path_rank", "topic_rank", "link_confidence",
+            "top_link_confidence", "topic_degree", "hops", "answers", "llm_choice", "weakest_step", "there_and_back",
+            "there_and_back_cued")
+"""The signals fused with the cross-encoder score, as `feature_matrix` computes them; a fusion layer reads the
+ones it was fitted on (`Fusion.features`: all of them, or an older layer's fewer)."""
 
 SAMENESS_CUES = frozenset({"same", "share", "shares", "shared", "sharing", "also", "too", "else", "other", "others",
                            "together", "alongside", "fellow", "both", "co"})
@@ -161,8 +160,8 @@ def feature_matrix(groups: Sequence[Group]) -> np.ndarray:
         key = (g.question, g.topic_rank)
         best_retriever[key] = max(best_retriever.get(key, -math.inf), g.retriever_score)
     rows = [[g.cross, g.cross - best_cross[g.question], g.retriever_score,
-             g.retriever_score - best_retriever[(g.question, g.topic_rank)], float(g.topic_rank), g.link_confidence,
-             g.link_confidence * (g.topic_rank == 0), math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice),
+             g.retriever_score - best_retriever[(g.question, g.topic_rank)], math.log1p(g.path_rank),
+             float(g.topic_rank), g.link_confidence, g.link_confidence * (g.topic_rank == 0), math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice),
              g.weakest_step, float(there_and_back(g.path)), float(there_and_back(g.path) and g.cued)]
             for g in groups]
     return np.asarray(rows, np.float32)

@@ -197,7 +197,8 @@ class TorchCrossEncoder:
 
 @dataclass
 class Fusion:
-    """Logistic regression over standardised FEATURES, and how the answer set is taken from the scores."""
+    """Logistic regression over standardised signals (`features`, some or all of FEATURES, whose full rows
+    `logits` takes), and how the answer set is taken from the scores."""
 
     weights: np.ndarray
     bias: float
@@ -210,7 +211,9 @@ class Fusion:
     extra: dict = field(default_factory=dict)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.scale) @ self.weights + self.bias
+        """x: rows of every one of FEATURES (`feature_matrix`); the fusion reads its own."""
+        columns = [FEATURES.index(f) for f in self.features]
+        return ((x[:, columns] - self.mean) / self.scale) @ self.weights + self.bias
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logits(x)))
@@ -223,17 +226,22 @@ class Fusion:
     @classmethod
     def from_json(cls, data: dict) -> "Fusion":
         features = tuple(data["features"])
-        if features != FEATURES:
-            missing, unknown = sorted(set(FEATURES) - set(features)), sorted(set(features) - set(FEATURES))
-            raise ModelError(f"the reranker's fusion layer was fitted on other signals than this kgqa computes "
-                             f"(new: {', '.join(missing) or '-'}; gone: {', '.join(unknown) or '-'}): fit it again "
-                             "with `kgqa train reranker --fusion-only` (a benchmark's models) or `kgqa train all` "
-                             "(a graph's own)")
+        unknown = sorted(set(features) - set(FEATURES))
+        if unknown:
+            raise ModelError(f"the reranker's fusion layer was fitted on signals this kgqa no longer computes "
+                             f"({', '.join(unknown)}): fit it again with `kgqa train reranker --fusion-only` (a "
+                             "benchmark's models) or `kgqa train all` (a graph's own)")
         known = {"features", "weights", "bias", "mean", "scale", "mode", "threshold", "degree_weight"}
         return cls(np.asarray(data["weights"], np.float32), float(data["bias"]), np.asarray(data["mean"], np.float32),
                    np.asarray(data["scale"], np.float32), features, data.get("mode", "group"),
                    float(data.get("threshold", 0.5)), float(data.get("degree_weight", 0.0)),
                    {k: v for k, v in data.items() if k not in known})
+
+    @classmethod
+    def retrieval_order(cls) -> "Fusion":
+        """What the agent does without a reranker: the LLM's choice, else the best topic's first path."""
+        return cls(np.array([-1.0, -10.0, 20.0], np.float32), 0.0, np.zeros(3, np.float32), np.ones(3, np.float32),
+                   ("path_rank", "topic_rank", "llm_choice"))
 
     @classmethod
     def cross_only(cls) -> "Fusion":

@@ -314,6 +314,13 @@ def fit_fusion(groups_by_question: list[list[Group]], examples: list[Example], d
     weights, bias, mean, scale = fit_logistic(x, y, l2)
     fusion = Fusion(weights, bias, mean, scale, FEATURES, mode, threshold, degree_weight)
     report["weights"] = {name: round(float(w), 4) for name, w in zip(FEATURES, weights)}
+    if report["chosen"]["hits@1"] < report["retrieval_only"]["hits@1"]:
+        # too few held-out questions, or too short a training, to beat the retriever: keep its order
+        report["fallback"] = (f"the fused score lost to the retriever's order on held-out questions "
+                              f"({report['chosen']['hits@1']} against {report['retrieval_only']['hits@1']} Hits@1): "
+                              "the reranker keeps the retriever's order")
+        fusion = Fusion.retrieval_order()
+        report["chosen"] = report["retrieval_only"]
     return fusion, report
 
 
