@@ -81,12 +81,21 @@ def participle(word: str) -> bool:
     return word.endswith("ed") or word in IRREGULAR_PAST
 
 
-def agent_noun(words: str) -> str | None:
-    """The noun for whoever does a "<participle> by" relation: `directed by` -> `director`, `written by` ->
-    `writer`, `produced by` -> `producer`, `owned by` -> `owner`; None for other relation words."""
+def by_forms(words: str) -> tuple[str, str] | None:
+    """The passive and the simple past of a "<participle> by" relation's words (`directed by` -> ("directed",
+    "directed"), `written by` -> ("written", "wrote")); None for other relation words."""
     parts = words.split()
     if len(parts) < 2 or parts[-1] != "by" or not participle(parts[-2]):
         return None
+    return " ".join(parts[:-1]), " ".join(parts[:-2] + [IRREGULAR_PAST.get(parts[-2], parts[-2])])
+
+
+def agent_noun(words: str) -> str | None:
+    """The noun for whoever does a "<participle> by" relation: `directed by` -> `director`, `written by` ->
+    `writer`, `produced by` -> `producer`, `owned by` -> `owner`; None for other relation words."""
+    if by_forms(words) is None:
+        return None
+    parts = words.split()
     done, head = parts[-2], parts[:-2]
     if done in IRREGULAR_AGENT:
         noun = IRREGULAR_AGENT[done]
@@ -115,10 +124,10 @@ def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
     """A whole question asking for `step` walked from `inner`, worded by English grammar when the relation's
     words allow it: `directed_by` forwards "who directed X", backwards "what has X directed"; `has_genre`
     "what genre does X have"; `in_language` "what language is X in". None when they do not."""
+    forms = by_forms(relation_words(step.relation))
     words = relation_words(step.relation).split()
-    if len(words) >= 2 and words[-1] == "by" and participle(words[-2]):
-        done = " ".join(words[:-1])
-        past = " ".join(words[:-2] + [IRREGULAR_PAST.get(words[-2], words[-2])])
+    if forms is not None:
+        done, past = forms
         if step.inverse:
             return rng.choice([f"what was {done} by {inner}", f"what has {inner} {done}",
                                f"which ones were {done} by {inner}", f"the ones {inner} {past}"])
@@ -166,11 +175,9 @@ def sibling_phrase(step: Step, inner: str, rng: random.Random) -> str:
     """A noun phrase for `step` followed by its own reverse, walked from `inner`: by English grammar when the
     relation is a participle with "by" ("the ones directed by the same one as X", "who else directed what
     X directed"), else from SAME_OBJECT or SAME_SUBJECT."""
-    words = relation_words(step.relation)
-    parts = words.split()
-    if len(parts) >= 2 and parts[-1] == "by" and participle(parts[-2]) and rng.random() < 0.5:
-        done = " ".join(parts[:-1])
-        past = " ".join(parts[:-2] + [IRREGULAR_PAST.get(parts[-2], parts[-2])])
+    forms = by_forms(relation_words(step.relation))
+    if forms is not None and rng.random() < 0.5:
+        done, past = forms
         if step.inverse:
             return rng.choice([f"who else {past} what {inner} {past}", f"the ones who {past} together with {inner}",
                                f"those who also {past} what {inner} {past}"])
