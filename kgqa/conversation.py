@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from kgqa.agent import write_reply
 from kgqa.llm.tasks import Rewrite
 from kgqa.questions import check_question
-from kgqa.types import Answer, Mention, Result, Step, format_path, parse_path
+from kgqa.types import Answer, Mention, Result, format_path, parse_path
 
 PERSONAL = {"he", "him", "his", "she", "her", "hers"}
 NEUTER = {"it", "its"}
@@ -541,7 +541,7 @@ def exclude_answers(result: Result, names: frozenset[str]) -> Result:
 
 def reversed_path(path: str) -> str:
     """The walk back: `a|b_inv` -> `b|a_inv`."""
-    return format_path(tuple(Step(s.relation, not s.inverse) for s in reversed(parse_path(path))))
+    return format_path(tuple(s.reverse() for s in reversed(parse_path(path))))
 
 
 # ---- the conversation -------------------------------------------------------------------------------------

@@ -234,7 +234,7 @@ def literal_steps(graph: GraphStore, rng: random.Random) -> dict[Step, bool]:
         if numeric >= LITERAL_SHARE:
             out[step] = True
             continue
-        back = Step(step.relation, not step.inverse)
+        back = step.reverse()
         shown = targets[:LITERAL_SAMPLE]
         leaves = sum(graph.degree(t) == 1 and s == [back]
                      for t, s in zip(shown, graph.next_steps_many(shown, [()] * len(shown))))
@@ -364,7 +364,7 @@ def write_conjunctions(graph: GraphStore, sets: list[AnswerSet], wanted: int,
         s = one_step[i]
         candidates = sorted(e for e in reached[step][anchor] if e != s.topic)
         if candidates:
-            plans.append((i, Branch(rng.choice(candidates), (Step(step.relation, not step.inverse),)),
+            plans.append((i, Branch(rng.choice(candidates), (step.reverse(),)),
                           rng.random() < EXCLUSION_SHARE))
     plans.sort(key=lambda p: p[0])
     answers_of = _branch_answers(graph, [b for _, b, _ in plans])
@@ -460,7 +460,7 @@ def write_superlatives(graph: GraphStore, sets: list[AnswerSet], wanted: int, li
         numeric = [step for step in all_numeric if step != s.path[-1]]  # not the literal's own literal
         if len(s.answers) < 2:
             continue
-        after = [st for st in follows.get(s.path[-1], []) if st not in literal and st != Step(s.path[-1].relation, not s.path[-1].inverse)]
+        after = [st for st in follows.get(s.path[-1], []) if st not in literal and st != s.path[-1].reverse()]
         if numeric and (rng.random() < 0.5 or not after):
             chosen.append((s, Aggregate(rng.choice(("min", "max")), rng.choice(numeric), "value", _k(rng))))
         elif after:

@@ -124,8 +124,8 @@ def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
     """A whole question asking for `step` walked from `inner`, worded by English grammar when the relation's
     words allow it: `directed_by` forwards "who directed X", backwards "what has X directed"; `has_genre`
     "what genre does X have"; `in_language` "what language is X in". None when they do not."""
-    forms = by_forms(relation_words(step.relation))
     words = relation_words(step.relation).split()
+    forms = by_forms(" ".join(words))
     if forms is not None:
         done, past = forms
         if step.inverse:
@@ -194,7 +194,7 @@ def phrase_units(path: Path, rng: random.Random) -> list[tuple[Step, bool]]:
     i = 0
     while i < len(path):
         step = path[i]
-        pair = i + 1 < len(path) and path[i + 1] == Step(step.relation, not step.inverse)
+        pair = i + 1 < len(path) and path[i + 1] == step.reverse()
         if pair and rng.random() < SIBLING_SHARE:
             units.append((step, True))
             i += 2

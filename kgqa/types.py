@@ -24,6 +24,10 @@ class Step:
     def __str__(self) -> str:
         return self.relation + (INVERSE_SUFFIX if self.inverse else "")
 
+    def reverse(self) -> "Step":
+        """The same relation walked the other way."""
+        return Step(self.relation, not self.inverse)
+
 
 Path = tuple[Step, ...]
 STEP_SEPARATOR = ", then "

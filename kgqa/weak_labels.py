@@ -579,7 +579,7 @@ def final_steps(graph: GraphStore, answers: Sequence[Sequence[str]]) -> list[set
     steps = graph.next_steps_many(flat, [()] * len(flat)) if flat else []
     out, at = [], 0
     for group in entities:
-        out.append({Step(s.relation, not s.inverse) for found in steps[at:at + len(group)] for s in found})
+        out.append({s.reverse() for found in steps[at:at + len(group)] for s in found})
         at += len(group)
     return out
 

@@ -567,7 +567,7 @@ class Neo4jGraph(GraphStore):
         for row in self._read_all(self._q(STEP_PAIRS)):
             a, b = Step(*row["a"]), Step(*row["b"])
             if a in order and b in order:
-                result[Step(a.relation, not a.inverse)].add(b)
+                result[a.reverse()].add(b)
         return {step: sorted(result[step], key=order.__getitem__) for step in sorted(order, key=order.__getitem__)}
 
     def identity(self) -> str:

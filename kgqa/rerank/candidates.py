@@ -114,7 +114,7 @@ def collect_groups(graph: GraphStore, mentions: Sequence[Mention | None], ranked
 
 def there_and_back(path: Path) -> bool:
     """Whether the path walks a relation and straight back (`directed_by|directed_by_inv`)."""
-    return any(a.relation == b.relation and a.inverse != b.inverse for a, b in zip(path, path[1:]))
+    return any(b == a.reverse() for a, b in zip(path, path[1:]))
 
 
 def mark_question_signals(groups: Sequence[Group], masked_questions: Sequence[str], question_vectors: np.ndarray,
@@ -159,11 +159,14 @@ def feature_matrix(groups: Sequence[Group]) -> np.ndarray:
         best_cross[g.question] = max(best_cross.get(g.question, -math.inf), g.cross)
         key = (g.question, g.topic_rank)
         best_retriever[key] = max(best_retriever.get(key, -math.inf), g.retriever_score)
-    rows = [[g.cross, g.cross - best_cross[g.question], g.retriever_score,
-             g.retriever_score - best_retriever[(g.question, g.topic_rank)], math.log1p(g.path_rank),
-             float(g.topic_rank), g.link_confidence, g.link_confidence * (g.topic_rank == 0), math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice),
-             g.weakest_step, float(there_and_back(g.path)), float(there_and_back(g.path) and g.cued)]
-            for g in groups]
+    rows = []
+    for g in groups:
+        back = there_and_back(g.path)
+        rows.append([g.cross, g.cross - best_cross[g.question], g.retriever_score,
+                     g.retriever_score - best_retriever[(g.question, g.topic_rank)], math.log1p(g.path_rank),
+                     float(g.topic_rank), g.link_confidence, g.link_confidence * (g.topic_rank == 0),
+                     math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice),
+                     g.weakest_step, float(back), float(back and g.cued)])
     return np.asarray(rows, np.float32)
 
 
