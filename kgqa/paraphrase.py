@@ -13,6 +13,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from kgqa.errors import LLMError
 from kgqa.llm.base import LLM, Request
@@ -65,7 +66,7 @@ def reworded_label(label: Label, text: str, row: int) -> Label | None:
             or len(line) > 3 * len(question):
         return None
     example = Example(line, label.example.topic, label.example.path, label.example.answers, SOURCE)
-    return Label(row, example, (found.start(), found.end()), label.f1)
+    return replace(label, row=row, example=example, span=(found.start(), found.end()), ties=())
 
 
 def reword_questions(llm: LLM, labels: Sequence[Label], count: int, time_limit_s: float | None = None,
