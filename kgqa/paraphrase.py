@@ -13,7 +13,6 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from kgqa.errors import LLMError
 from kgqa.llm.base import LLM, Request
@@ -66,7 +65,7 @@ def reworded_label(label: Label, text: str, row: int) -> Label | None:
             or len(line) > 3 * len(question):
         return None
     example = Example(line, label.example.topic, label.example.path, label.example.answers, SOURCE)
-    return replace(label, row=row, example=example, span=(found.start(), found.end()), ties=())
+    return Label(row, example, (found.start(), found.end()), label.f1)
 
 
 def reword_questions(llm: LLM, labels: Sequence[Label], count: int, time_limit_s: float | None = None,

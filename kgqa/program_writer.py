@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from kgqa.graph.store import GraphStore
 from kgqa.program import (Aggregate, Branch, Constraint, Gathered, Program, ProgramResult, compare_key, finish,
                           is_literal)
-from kgqa.question_writer import BACKWARD, FORWARD, Wording, phrase_question
+from kgqa.question_writer import BACKWARD, FORWARD, phrase_question
 from kgqa.retrieval.paths import relation_words
 from kgqa.types import Path, Step, format_path
 from kgqa.weak_labels import answers_many, enumerate_paths
@@ -277,7 +277,7 @@ def _branch_answers(graph: GraphStore, branches: Sequence[Branch]) -> dict[Branc
 
 # ---- the kinds --------------------------------------------------------------------------------------------
 
-def write_chains(sets: list[AnswerSet], wanted: int, rng: Wording) -> list[WrittenProgram]:
+def write_chains(sets: list[AnswerSet], wanted: int, rng: random.Random) -> list[WrittenProgram]:
     out = []
     for s in sets[:wanted]:
         question, (start, end) = phrase_question(s.topic, s.path, rng)
@@ -523,7 +523,7 @@ def write_programs(graph: GraphStore, count: int, seed: int = 0, max_hops: int =
     max(DEFAULT_TOPICS, count // 2) (one-step answer sets, which conjunctions need, run out otherwise)."""
     if count <= 0 or not graph.entity_names():
         return []
-    rng = Wording(seed)
+    rng = random.Random(seed)
     literal = literal_steps(graph, rng)
     available = [k for k in KINDS if k != "filter" or literal]
     targets = kind_targets(count, available)

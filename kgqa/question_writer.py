@@ -14,11 +14,6 @@ with `next_steps_many`, the store's conventions applied) is a candidate. Each ho
 share of the questions; within a hop count a path is drawn with a weight of the square root of how many
 sampled topics walk it (common paths more often, rare ones still seen), then one of those topics. Walks
 with no answer or more than `max_answers` are skipped.
-
-Held-out wordings: every HELD_OUT_EVERY-th wording of each list (phrases, wrappers, verb forms) is kept out of
-the training questions and used only by the HELD_OUT_SHARE of questions marked `held_out`, on which the
-fusion layer and the hop penalty are chosen. Those are then chosen on wordings the models never saw, as a
-user's questions are, rather than on wordings the retriever has learnt by heart.
 """
 
 from __future__ import annotations
@@ -27,8 +22,6 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import TypeVar
 
 from kgqa.graph.store import GraphStore
 from kgqa.questions import Example
@@ -42,32 +35,7 @@ DEFAULT_MAX_ANSWERS = 200
 PATHS_PER_TOPIC = 500
 """Paths enumerated from one sampled topic at most (a hub on a big schema has very many)."""
 
-HELD_OUT_EVERY = 4
-"""Every fourth wording of each list is kept for the held-out questions."""
-
-HELD_OUT_SHARE = 0.1
-"""Of the written questions, those worded only with the held-out wordings and kept out of training."""
-
 Phrase = Callable[[str, str], str]
-T = TypeVar("T")
-
-
-class Wording(random.Random):
-    """The writer's random source; it also knows which wordings its questions may use: the training ones, or
-    those kept for held-out questions."""
-
-    def __init__(self, seed: int, held_out: bool = False) -> None:
-        super().__init__(seed)
-        self.held_out = held_out
-
-    def wording(self, options: Sequence[T]) -> T:
-        """One of `options`: every HELD_OUT_EVERY-th for held-out questions (any, when the list is too short to
-        keep one back), the others for training questions."""
-        kept = options[HELD_OUT_EVERY - 1::HELD_OUT_EVERY]
-        if self.held_out:
-            return self.choice(kept or options)
-        return self.choice([o for i, o in enumerate(options) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1])
-
 
 FORWARD: tuple[Phrase, ...] = (
     lambda words, inner: f"the {words} of {inner}",
@@ -152,7 +120,7 @@ def step_words(step: Step, rng: random.Random) -> str:
     return words
 
 
-def verb_question(step: Step, inner: str, rng: Wording) -> str | None:
+def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
     """A whole question asking for `step` walked from `inner`, worded by English grammar when the relation's
     words allow it: `directed_by` forwards "who directed X", backwards "what has X directed"; `has_genre`
     "what genre does X have"; `in_language` "what language is X in". None when they do not."""
@@ -161,21 +129,21 @@ def verb_question(step: Step, inner: str, rng: Wording) -> str | None:
     if forms is not None:
         done, past = forms
         if step.inverse:
-            return rng.wording([f"what was {done} by {inner}", f"what has {inner} {done}",
-                                f"which ones were {done} by {inner}", f"the ones {inner} {past}"])
-        return rng.wording([f"who {past} {inner}", f"by whom was {inner} {done}", f"{inner} was {done} by whom",
-                            f"what {past} {inner}"])
+            return rng.choice([f"what was {done} by {inner}", f"what has {inner} {done}",
+                               f"which ones were {done} by {inner}", f"the ones {inner} {past}"])
+        return rng.choice([f"who {past} {inner}", f"by whom was {inner} {done}", f"{inner} was {done} by whom",
+                           f"what {past} {inner}"])
     rest = " ".join(words[1:])
     if len(words) >= 2 and words[0] == "has":
         if step.inverse:
-            return rng.wording([f"what has the {rest} {inner}", f"which ones have {inner} as their {rest}",
-                                f"what has {inner} as its {rest}"])
-        return rng.wording([f"what {rest} does {inner} have", f"what is the {rest} of {inner}",
-                            f"what {rest} has {inner}"])
+            return rng.choice([f"what has the {rest} {inner}", f"which ones have {inner} as their {rest}",
+                               f"what has {inner} as its {rest}"])
+        return rng.choice([f"what {rest} does {inner} have", f"what is the {rest} of {inner}",
+                           f"what {rest} has {inner}"])
     if len(words) >= 2 and words[0] == "in":
         if step.inverse:
-            return rng.wording([f"what is in {inner}", f"which ones are in {inner}"])
-        return rng.wording([f"what {rest} is {inner} in", f"in what {rest} is {inner}"])
+            return rng.choice([f"what is in {inner}", f"which ones are in {inner}"])
+        return rng.choice([f"what {rest} is {inner} in", f"in what {rest} is {inner}"])
     return None
 
 
@@ -203,7 +171,7 @@ SIBLING_SHARE = 0.75
 (the rest nest one phrase per step, as any other path)."""
 
 
-def sibling_phrase(step: Step, inner: str, rng: Wording) -> str:
+def sibling_phrase(step: Step, inner: str, rng: random.Random) -> str:
     """A noun phrase for `step` followed by its own reverse, walked from `inner`: by English grammar when the
     relation is a participle with "by" ("the ones directed by the same one as X", "who else directed what
     X directed"), else from SAME_OBJECT or SAME_SUBJECT."""
@@ -211,12 +179,12 @@ def sibling_phrase(step: Step, inner: str, rng: Wording) -> str:
     if forms is not None and rng.random() < 0.5:
         done, past = forms
         if step.inverse:
-            return rng.wording([f"who else {past} what {inner} {past}", f"the ones who {past} together with {inner}",
-                                f"those who also {past} what {inner} {past}"])
-        return rng.wording([f"the ones {done} by the same one as {inner}",
-                            f"what else was {done} by whoever {past} {inner}",
-                            f"the others {done} by the one who {past} {inner}"])
-    return rng.wording(SAME_SUBJECT if step.inverse else SAME_OBJECT)(step_words(step, rng), inner)
+            return rng.choice([f"who else {past} what {inner} {past}", f"the ones who {past} together with {inner}",
+                               f"those who also {past} what {inner} {past}"])
+        return rng.choice([f"the ones {done} by the same one as {inner}",
+                           f"what else was {done} by whoever {past} {inner}",
+                           f"the others {done} by the one who {past} {inner}"])
+    return rng.choice(SAME_SUBJECT if step.inverse else SAME_OBJECT)(step_words(step, rng), inner)
 
 
 def phrase_units(path: Path, rng: random.Random) -> list[tuple[Step, bool]]:
@@ -242,9 +210,8 @@ KEYWORDS: tuple[str, ...] = ("{e} {r}", "{e}: {r}?", "{r} {e}", "{r} for {e}", "
 
 def write_questions(graph: GraphStore, max_hops: int, count: int, seed: int = 0, topics: int = DEFAULT_TOPICS,
                     max_answers: int = DEFAULT_MAX_ANSWERS) -> list[Label]:
-    """About `count` questions with their topic, mention span, path and answers, HELD_OUT_SHARE of them marked
-    `held_out` (see the module docstring)."""
-    rng = Wording(seed)
+    """About `count` questions with their topic, mention span, path and answers (see the module docstring)."""
+    rng = random.Random(seed)
     names = graph.entity_names()
     if not names or count <= 0:
         return []
@@ -262,7 +229,7 @@ def write_questions(graph: GraphStore, max_hops: int, count: int, seed: int = 0,
 
 
 def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, list[int]], sampled: list[str],
-                      share: int, max_answers: int, rng: Wording, first_row: int) -> list[Label]:
+                      share: int, max_answers: int, rng: random.Random, first_row: int) -> list[Label]:
     paths = sorted(paths, key=format_path)
     weights = [math.sqrt(len(found[p])) for p in paths]
     wanted: dict[Path, set[int]] = defaultdict(set)
@@ -281,20 +248,19 @@ def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, li
         if not reached or len(reached) > max_answers:
             continue
         topic = sampled[t]
-        rng.held_out = rng.random() < HELD_OUT_SHARE
         question, span = phrase_question(topic, path, rng)
         example = Example(question, topic, format_path(path), tuple(sorted(set(reached))), SOURCE)
-        labels.append(Label(first_row + len(labels), example, span, 1.0, held_out=rng.held_out))
+        labels.append(Label(first_row + len(labels), example, span, 1.0))
         if len(labels) == share:
             break
     return labels
 
 
-def phrase_question(topic: str, path: Path, rng: Wording) -> tuple[str, tuple[int, int]]:
+def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tuple[int, int]]:
     """One question asking for the end of `path` walked from `topic`, and the span of the topic in it."""
     mention = topic if rng.random() < 0.7 else topic.lower()
     if rng.random() < 0.25:
-        shape = rng.wording(KEYWORDS)
+        shape = rng.choice(KEYWORDS)
         text = shape.format(e="\0", r=" ".join(_step_words(step) for step in path))
     else:
         units = phrase_units(path, rng)
@@ -304,17 +270,17 @@ def phrase_question(topic: str, path: Path, rng: Wording) -> tuple[str, tuple[in
         last, paired = units[-1]
         asked = verb_question(last, phrase, rng) if not paired and rng.random() < VERB_SHARE else None
         outer = sibling_phrase(last, phrase, rng) if paired else noun_phrase(last, phrase, rng)
-        text = asked or rng.wording(WRAPPERS).format(p=outer)
+        text = asked or rng.choice(WRAPPERS).format(p=outer)
     if rng.random() < 0.4:
         text = text.lower()
     start = text.index("\0")
     return text.replace("\0", mention), (start, start + len(mention))
 
 
-def noun_phrase(step: Step, inner: str, rng: Wording) -> str:
+def noun_phrase(step: Step, inner: str, rng: random.Random) -> str:
     """A noun phrase for `step` walked from `inner` ("the directed by of X", "the director of X", "the genre
     of X", "what has genre X"), with `step_words`."""
-    return rng.wording(BACKWARD if step.inverse else FORWARD)(step_words(step, rng), inner)
+    return rng.choice(BACKWARD if step.inverse else FORWARD)(step_words(step, rng), inner)
 
 
 def _step_words(step: Step) -> str:
@@ -337,7 +303,7 @@ def with_typos(labels: Sequence[Label], rate: float, seed: int = 0) -> list[Labe
         q = label.example.question
         example = Example(q[:start] + changed + q[end:], label.example.topic, label.example.path,
                           label.example.answers, label.example.source)
-        out.append(replace(label, example=example, span=(start, start + len(changed))))
+        out.append(Label(label.row, example, (start, start + len(changed)), label.f1))
     return out
 
 

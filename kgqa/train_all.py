@@ -101,7 +101,8 @@ def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Lab
     if len(labels) < MIN_TRAINING_QUESTIONS:
         raise InputError(f"only {len(labels)} questions got a topic and a path (at least {MIN_TRAINING_QUESTIONS} "
                          "are needed to train)")
-    train, held = split_labels(labels)
+    examples = [label.example for label in labels]
+    train, held = split_dev(examples)
     extra = {"trained_on": trained_on, **extra}
     meta: dict = {}
     marks: list[tuple[str, float]] = []  # (stage, when it began)
@@ -132,15 +133,6 @@ def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Lab
     write_fewshot_pool(fewshot_file(settings, graph), train)
     record_graph(settings, graph)
     return meta
-
-
-def split_labels(labels: Sequence["Label"]) -> tuple[list[Example], list[Example]]:
-    """(training, held-out) examples: the labels marked `held_out` when some are (written questions, whose
-    held-out ones use wordings training never sees), else `split_dev`'s slice."""
-    if any(label.held_out for label in labels):
-        return ([label.example for label in labels if not label.held_out],
-                [label.example for label in labels if label.held_out])
-    return split_dev([label.example for label in labels])
 
 
 def write_fewshot_pool(file: Path, examples: Sequence[Example]) -> int:

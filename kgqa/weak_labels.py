@@ -182,9 +182,6 @@ class Label:
     f1: float
     ties: tuple[str, ...] = ()
     """Other paths from the topic with the same F1 and as many steps named (at most MAX_TIES), shorter first."""
-    held_out: bool = False
-    """Kept out of the models' training, for choosing and measuring on (a question written in wordings that
-    training never sees: `kgqa.question_writer`)."""
 
 
 @dataclass
