@@ -439,7 +439,7 @@ class Planner:
         if any(self.graph.expand(a, path[:1]).answers for a in answers):  # of the topic's kind already
             return None
         last = path[-1]
-        longer = path + (Step(last.relation, not last.inverse),)
+        longer = path + (last.reverse(),)
         return longer if [a for a in self.graph.expand(topic, longer).answers if a != topic] else None
 
     def compose(self, kind: str, question: str, mentions: Sequence[Mention], literals: Sequence[Literal],
@@ -555,14 +555,14 @@ class Planner:
         first that reaches things of its kind (numbers for a number)."""
         if others:  # the first path that ends on the kind of thing asked about (a director, not a language)
             asked = others[0].candidates[0].name
-            back = {Step(s.relation, not s.inverse) for s in self.graph.next_steps_many([asked], [()])[0]}
+            back = {s.reverse() for s in self.graph.next_steps_many([asked], [()])[0]}
             typed = [p for p in with_prefixes(paths[:5]) if p[-1] in back]
             verbs = verb_stems(mask_all(question, mentions))
             named = [p for p in typed if names_steps(verbs, p)]
             path = (named or typed or [None])[0]  # "did X direct Y": the path its verb names
             if path is None:  # a step of the topic's that the asked entity has most of ("a Jun Fukuda film")
                 mine = [s for s in self.graph.next_steps_many([topic], [()])[0] if s in back]
-                most = max(mine, key=lambda s: (len(self.graph.neighbours(asked, Step(s.relation, not s.inverse))),
+                most = max(mine, key=lambda s: (len(self.graph.neighbours(asked, s.reverse())),
                                                 str(s)), default=None)
                 path = (most,) if most is not None else paths[0]
             return Program((Branch(topic, path),), ask=asked)
@@ -585,9 +585,9 @@ class Planner:
         for word in words:
             options = []
             for name in self.graph.find_entities(word)[:3]:
-                back = {Step(s.relation, not s.inverse) for s in self.graph.next_steps_many([name], [()])[0]}
+                back = {s.reverse() for s in self.graph.next_steps_many([name], [()])[0]}
                 options += [(len(self.graph.neighbours(topic, s)), str(s), s, name) for s in steps if s in back]
-                absent += [(-len(self.graph.neighbours(name, Step(s.relation, not s.inverse))), str(s), s, name)
+                absent += [(-len(self.graph.neighbours(name, s.reverse())), str(s), s, name)
                            for s in back if s not in steps]
             if options:  # the step the topic has fewest values on: a genre, not one of many tags
                 _, _, step, name = min(options)
@@ -644,7 +644,7 @@ class Planner:
                 if holders == len(answers):
                     continue
                 where = masked.find(folded)
-                joined = Branch(value, (Step(step.relation, not step.inverse),))
+                joined = Branch(value, (step.reverse(),))
                 if EXCEPT.search(masked[max(0, where - 20):where]):
                     return Program(program.branches, exclude=(joined,), aggregate=program.aggregate)
                 return Program(program.branches + (joined,), aggregate=program.aggregate)
