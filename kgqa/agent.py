@@ -115,7 +115,7 @@ class Agent:
             self.program_planner = ProgramPlanner(self.llm, self.graph, self.embedder.embed, templates=templates)
         self.reranker = load_reranker(settings, self.graph, backend)  # the trained reranker when there is one
         self.planner = Planner(self.graph, self._paths_for, ShapeModel.load(model_dir(settings, self.graph, "shapes")),
-                               settings.max_hops, self._score_paths if self.reranker is not None else None)
+                               settings.max_hops, self.reranker.path_logits if self.reranker is not None else None)
         self._names: NameMatchLinker | None = None  # extra mentions for questions about two entities
 
     def answer(self, question: str, topic: str | None = None) -> Result:
@@ -305,12 +305,6 @@ class Agent:
                     and (" " in text.strip() or text[:1].isupper()):
                 found.append(m)
         return found
-
-    def _score_paths(self, masked_question: str, paths: list) -> list[float]:
-        """The reranker's cross-encoder logit of each path's verbalisation for the question (the planner's
-        candidate programs)."""
-        texts = [verbalise_path(p) for p in paths]
-        return self.reranker.scorer.score([masked_question] * len(paths), texts).tolist()
 
     def _paths_for(self, entity: str, masked_question: str) -> list:
         """An entity's best paths for a question that masks it (the planner's other branches)."""

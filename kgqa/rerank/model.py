@@ -27,6 +27,8 @@ import numpy as np
 from kgqa.encoder import BertEncoder, CleanTokenizer, clean_text
 from kgqa.errors import ModelError
 from kgqa.rerank.candidates import FEATURES, Group, RankedAnswer, feature_matrix, select_answers
+from kgqa.retrieval.paths import verbalise_path
+from kgqa.types import Path as PathType
 
 FUSION_FILE = "fusion.json"
 META_FILE = "kgqa_reranker.json"
@@ -317,6 +319,12 @@ class Reranker:
         probabilities = self.fusion.probabilities(feature_matrix(groups))
         for group, p in zip(groups, probabilities.tolist()):
             group.score = p
+
+    def path_logits(self, masked_question: str, paths: Sequence[PathType]) -> list[float]:
+        """The cross-encoder's logit of each path's verbalisation for one question (the planner's candidate
+        programs, which are not groups)."""
+        texts = [verbalise_path(p) for p in paths]
+        return self.scorer.score([masked_question] * len(texts), texts).tolist()
 
     def select(self, groups: Sequence[Group], degree=None) -> list[RankedAnswer]:
         """The answer set of one question's scored groups, best first (degree: name -> graph degree)."""
