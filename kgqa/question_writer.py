@@ -90,6 +90,16 @@ def by_forms(words: str) -> tuple[str, str] | None:
     return " ".join(parts[:-1]), " ".join(parts[:-2] + [IRREGULAR_PAST.get(parts[-2], parts[-2])])
 
 
+def did_forms(words: str) -> tuple[str, str] | None:
+    """The participle and the doers of a "<participle> <plural noun>" relation (`starred actors` ->
+    ("starred", "actors"), `featured artists` -> ("featured", "artists")): the object did it in the
+    subject; None for other relation words."""
+    parts = words.split()
+    if len(parts) != 2 or not participle(parts[0]) or not parts[1].endswith("s") or parts[1] == "by":
+        return None
+    return parts[0], parts[1]
+
+
 def agent_noun(words: str) -> str | None:
     """The noun for whoever does a "<participle> by" relation: `directed by` -> `director`, `written by` ->
     `writer`, `produced by` -> `producer`, `owned by` -> `owner`; None for other relation words."""
@@ -122,8 +132,9 @@ def step_words(step: Step, rng: random.Random) -> str:
 
 def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
     """A whole question asking for `step` walked from `inner`, worded by English grammar when the relation's
-    words allow it: `directed_by` forwards "who directed X", backwards "what has X directed"; `has_genre`
-    "what genre does X have"; `in_language` "what language is X in". None when they do not."""
+    words allow it: `directed_by` forwards "who directed X", backwards "what has X directed"; `starred_actors`
+    "who starred in X", "what has X starred in"; `has_genre` "what genre does X have"; `in_language` "what
+    language is X in". None when they do not."""
     words = relation_words(step.relation).split()
     forms = by_forms(" ".join(words))
     if forms is not None:
@@ -133,6 +144,14 @@ def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
                                f"which ones were {done} by {inner}", f"the ones {inner} {past}"])
         return rng.choice([f"who {past} {inner}", f"by whom was {inner} {done}", f"{inner} was {done} by whom",
                            f"what {past} {inner}"])
+    did = did_forms(" ".join(words))
+    if did is not None:
+        done, doers = did
+        if step.inverse:
+            return rng.choice([f"what has {inner} {done} in", f"which ones has {inner} {done} in",
+                               f"{inner} {done} in what"])
+        return rng.choice([f"who {done} in {inner}", f"which {doers} {done} in {inner}",
+                           f"the {doers} who {done} in {inner}"])
     rest = " ".join(words[1:])
     if len(words) >= 2 and words[0] == "has":
         if step.inverse:

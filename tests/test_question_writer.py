@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 
 from kgqa.graph.embedded import EmbeddedGraph
-from kgqa.question_writer import misspell, write_questions, with_typos
+from kgqa.question_writer import misspell, verb_question, write_questions, with_typos
+from kgqa.types import Step
 
 from tests.family import family_graph
 
@@ -69,3 +70,12 @@ def test_a_relation_walked_there_and_back_is_mostly_asked_as_one_same_or_togethe
     assert worded >= 0.5 * len(there_and_back)  # SIBLING_SHARE, less the keyword shapes
     assert not any(any(f" {c} " in f" {l.example.question} " for c in ("same", "together", "alongside", "fellow"))
                    for l in others)
+
+
+def test_a_participle_with_its_doers_is_asked_as_a_verb():
+    rng = random.Random(0)
+    forward = {verb_question(Step("starred_actors", False), "X", rng) for _ in range(60)}
+    backward = {verb_question(Step("starred_actors", True), "X", rng) for _ in range(60)}
+    assert {"who starred in X", "which actors starred in X"} <= forward and all(q.endswith(" in X") for q in forward)
+    assert "what has X starred in" in backward and all(q.index("X") < q.index("starred in") for q in backward)
+    assert verb_question(Step("children", False), "X", rng) is None  # a plain noun has no verb
