@@ -46,7 +46,10 @@ def hits(kb: Path, cache: Path, questions: list[str], answers: list[tuple[str, .
     started = time.perf_counter()
     results = agent.answer_batch(questions)
     scores = [answer_metrics(r.answer_names, gold) for r, gold in zip(results, answers)]
+    first = list({q: i for i, q in reversed(list(enumerate(questions)))}.values())  # a repeated question once
     return {"hits@1": round(100 * sum(s["hits@1"] for s in scores) / len(scores), 2),
+            "distinct_questions": len(first),
+            "distinct_hits@1": round(100 * sum(scores[i]["hits@1"] for i in first) / len(first), 2),
             "f1": round(100 * sum(s["f1"] for s in scores) / len(scores), 2),
             "answered": sum(bool(r.answers) for r in results), "questions": len(results),
             "seconds": round(time.perf_counter() - started, 1)}
