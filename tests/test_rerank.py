@@ -331,6 +331,8 @@ def test_save_load_score_roundtrip(tiny_model, tmp_path):
     expected = 1 / (1 + np.exp(-(np.array([cross[0], cross[1], cross[0]]) - [0, 0, 2])))
     assert [g.score for g in groups[0]] == pytest.approx(expected.tolist(), abs=1e-5)
     assert selected[0][0].name == "William Dieterle" and ms >= 0
+    paths = [parse_path("directed_by"), parse_path("release_year")]  # the planner's programs, verbalised
+    assert reranker.path_logits("who directed something", paths) == pytest.approx(cross.tolist(), abs=1e-6)
 
 
 def test_fusion_file_must_match_the_features(tiny_model, tmp_path):
