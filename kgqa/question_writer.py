@@ -92,10 +92,10 @@ def by_forms(words: str) -> tuple[str, str] | None:
 
 def did_forms(words: str) -> tuple[str, str] | None:
     """The participle and the doers of a "<participle> <plural noun>" relation (`starred actors` ->
-    ("starred", "actors"), `featured artists` -> ("featured", "artists")): the object did it in the
-    subject; None for other relation words."""
+    ("starred", "actors"), `featured artists` -> ("featured", "artists")): the relation's objects did
+    it in its subject (the actors starred in the film); None for other relation words."""
     parts = words.split()
-    if len(parts) != 2 or not participle(parts[0]) or not parts[1].endswith("s") or parts[1] == "by":
+    if len(parts) != 2 or not participle(parts[0]) or not parts[1].endswith("s"):
         return None
     return parts[0], parts[1]
 
@@ -135,8 +135,9 @@ def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
     words allow it: `directed_by` forwards "who directed X", backwards "what has X directed"; `starred_actors`
     "who starred in X", "what has X starred in"; `has_genre` "what genre does X have"; `in_language` "what
     language is X in". None when they do not."""
-    words = relation_words(step.relation).split()
-    forms = by_forms(" ".join(words))
+    text = relation_words(step.relation)
+    words = text.split()
+    forms = by_forms(text)
     if forms is not None:
         done, past = forms
         if step.inverse:
@@ -144,7 +145,7 @@ def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
                                f"which ones were {done} by {inner}", f"the ones {inner} {past}"])
         return rng.choice([f"who {past} {inner}", f"by whom was {inner} {done}", f"{inner} was {done} by whom",
                            f"what {past} {inner}"])
-    did = did_forms(" ".join(words))
+    did = did_forms(text)
     if did is not None:
         done, doers = did
         if step.inverse:
