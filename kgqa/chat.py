@@ -174,25 +174,29 @@ class ChatSession:
             except EOFError:
                 self.console.print()
                 return
-            line = line.strip()
-            if not line:
-                continue
-            if history:
-                history.add(line)
-            if line.lower() in QUIT_WORDS:
-                return
-            if line.startswith("/"):
-                name, message = self.command(line)
-                (self.console if name else self.err).print(escape(message), soft_wrap=True, highlight=False)
-                if name == "/quit":
-                    return
-                continue
             try:
-                self.show(self.conversation.ask(line))
-            except KeyboardInterrupt:
+                if self.take(line.strip(), history):
+                    return
+            except KeyboardInterrupt:  # from Enter on (the history write included) Ctrl-C cancels this line only
                 self.err.print("cancelled")
-            except KgqaError as exc:  # this question failed; the next one may not
-                self.err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+
+    def take(self, line: str, history: LineHistory | None) -> bool:
+        """One typed line: a question, a /command or a quit word; True when the chat should end."""
+        if not line:
+            return False
+        if history:
+            history.add(line)
+        if line.lower() in QUIT_WORDS:
+            return True
+        if line.startswith("/"):
+            name, message = self.command(line)
+            (self.console if name else self.err).print(escape(message), soft_wrap=True, highlight=False)
+            return name == "/quit"
+        try:
+            self.show(self.conversation.ask(line))
+        except KgqaError as exc:  # this question failed; the next one may not
+            self.err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        return False
 
     def scripted(self, stdin: TextIO, out: TextIO) -> None:
         """`--json`: one record per non-blank line of stdin, flushed as it is written."""

@@ -679,15 +679,12 @@ def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark wh
 
 
 def main() -> None:
-    """Entry point: library errors become one red line and exit code 1."""
+    """Entry point: library errors become one red line and exit code 1 (Typer turns Ctrl-C into exit code 130)."""
     try:
         app()
     except KgqaError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)  # one line, however narrow the terminal
         sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
 
 
 if __name__ == "__main__":

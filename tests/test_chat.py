@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,9 @@ def test_a_person_chats_with_follow_ups_and_commands(tmp_path):
     quit_with_ctrl_d(child)
 
 
-def hanging_server() -> tuple[socket.socket, int]:
-    """A TCP server that accepts connections and never answers: an LLM server that is stuck."""
+def hanging_server() -> tuple[socket.socket, int, list[socket.socket]]:
+    """A TCP server that accepts connections and never answers: an LLM server that is stuck.
+    The list holds the connections accepted so far."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
@@ -84,15 +86,19 @@ def hanging_server() -> tuple[socket.socket, int]:
                 return
 
     threading.Thread(target=accept, daemon=True).start()
-    return server, server.getsockname()[1]
+    return server, server.getsockname()[1], accepted
 
 
 def test_ctrl_c_cancels_an_answer_without_leaving(tmp_path):
-    server, port = hanging_server()
+    server, port, accepted = hanging_server()
     try:  # the LLM is asked for every path choice (margin 2) and never answers: the answer hangs until Ctrl-C
         child = spawn(tmp_path, "--llm", f"http://127.0.0.1:{port}/v1", env={"KGQA_LLM_MARGIN": "2"})
+        assert not accepted, "the chat asked the LLM before any question"
         child.sendline("who directed Kismet")
-        child.expect_exact("who directed Kismet")  # echoed: the answer is being computed now
+        waited = time.monotonic()
+        while not accepted:  # the answer has reached the LLM: it is being computed now
+            assert time.monotonic() - waited < 120, "the question never reached the LLM"
+            time.sleep(0.05)
         child.sendintr()
         child.expect_exact("cancelled")
         child.expect_exact(PROMPT)
