@@ -374,7 +374,7 @@ def print_stats(stats: dict) -> None:
 @train_app.command("retriever")
 def train_retriever_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark whose dev split is the training data (a slice is held out).")] = "metaqa",
                         data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
-                        max_pairs: Annotated[int, typer.Option(help="Training triplets, spread over gold paths.")] = 2400,
+                        max_pairs: Annotated[int, typer.Option(help="Training triplets, spread over gold paths.")] = 4800,
                         batch_size: Annotated[int, typer.Option(help="Triplets per step (in-batch negatives).")] = 32,
                         epochs: Annotated[int, typer.Option(help="Passes over the triplets.")] = 1,
                         learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 5e-5,
@@ -602,7 +602,7 @@ def train_all_cmd(questions: Annotated[Optional[Path], typer.Option("--questions
 @train_app.command("reranker")
 def train_reranker_cmd(benchmark: Annotated[str, typer.Option(help="Benchmark whose dev split is the training data (a slice is held out for the fusion layer).")] = "metaqa",
                        data: Annotated[Optional[Path], typer.Option(help="The benchmark's data folder.")] = None,
-                       train_questions: Annotated[int, typer.Option(help="Training questions for the cross-encoder, spread over gold paths.")] = 2400,
+                       train_questions: Annotated[int, typer.Option(help="Training questions for the cross-encoder, spread over gold paths.")] = 4800,
                        negatives: Annotated[int, typer.Option(help="Negative paths per training question.")] = 3,
                        questions_per_step: Annotated[int, typer.Option(help="Training questions per optimiser step.")] = 8,
                        layers: Annotated[int, typer.Option(help="BERT layers kept (fewer: faster scoring).")] = 3,

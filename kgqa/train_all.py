@@ -49,10 +49,6 @@ STAGE_OVERHEAD_S = 25.0
 SHAPES_RESERVE_S = 45.0
 """Seconds kept for the question-shape model, which is not stopped by the clock (about 30 on MetaQA)."""
 
-SAMPLE_QUESTIONS = 4800
-"""Training questions the retriever and the reranker each sample, spread over paths (their clocks may stop
-them sooner)."""
-
 MIN_STAGE_S = 2.0
 """A model trains at least this long, whatever is left of the budget."""
 
@@ -122,11 +118,10 @@ def train_for_graph(settings: Settings, graph: GraphStore, labels: Sequence["Lab
         config = TrainConfig(str(default_model_path()), time_limit_s=budget.for_stage("linker"))
         meta["linker"] = train_linker(linker_dir(settings, graph), [marked], config, on_progress=on_step)
     stage("retriever", "training the retriever")
-    options = TrainOptions(max_pairs=SAMPLE_QUESTIONS, max_hops=settings.max_hops,
-                           time_limit_s=budget.for_stage("retriever"), extra=extra)
+    options = TrainOptions(max_hops=settings.max_hops, time_limit_s=budget.for_stage("retriever"), extra=extra)
     meta["retriever"] = train_retriever(graph, train, held, retriever_dir(settings, graph), options, on_step=on_step)
     stage("reranker", "training the reranker")
-    rerank = RerankOptions(train_questions=SAMPLE_QUESTIONS, top_topics=settings.rerank_topics, top_paths=settings.top_paths,
+    rerank = RerankOptions(top_topics=settings.rerank_topics, top_paths=settings.top_paths,
                            time_limit_s=budget.for_stage("reranker"), extra=extra)
     meta["reranker"] = train_reranker(settings, graph, train, held, reranker_dir(settings, graph), rerank,
                                       on_step=on_step)

@@ -44,7 +44,7 @@ from kgqa.types import Path, format_path
 
 @dataclass
 class RerankOptions:
-    train_questions: int = 2400
+    train_questions: int = 4800
     """Training questions for the cross-encoder, spread over gold paths (bounds the time: see eval/rerank.md)."""
     negatives: int = 3
     """Negative paths per training question."""
