@@ -13,7 +13,8 @@ Sampling: topics are drawn uniformly from the graph's entities; every path walka
 with `next_steps_many`, the store's conventions applied) is a candidate. Each hop count gets an equal
 share of the questions; within a hop count a path is drawn with a weight of the square root of how many
 sampled topics walk it (common paths more often, rare ones still seen), then one of those topics. Walks
-with no answer or more than `max_answers` are skipped.
+with no answer or more than `max_answers` are skipped, and so are detours whose answers are those of the
+shorter walk (`shortcut`).
 """
 
 from __future__ import annotations
@@ -54,11 +55,16 @@ BACKWARD: tuple[Phrase, ...] = (
 """Noun phrases for walking a relation backwards to `inner`'s subjects (object -> subject)."""
 
 WRAPPERS: tuple[str, ...] = (
-    "what is {p}", "what are {p}", "which are {p}", "who is {p}", "who are {p}", "{p}?", "{p}",
-    "tell me {p}", "list {p}", "name {p}", "show me {p}", "give me {p}", "find {p}", "do you know {p}",
-    "i would like to know {p}", "can you tell me {p}", "what would be {p}",
+    "which are {p}", "{p}?", "{p}", "tell me {p}", "list {p}", "name {p}", "show me {p}", "give me {p}",
+    "find {p}", "do you know {p}", "i would like to know {p}", "can you tell me {p}",
 )
-"""Whole questions around a noun phrase {p}."""
+"""Whole questions around a noun phrase {p}, for any kind of answer."""
+
+WHO_WRAPPERS: tuple[str, ...] = ("who is {p}", "who are {p}", "who would be {p}")
+"""Whole questions around {p} when the answers are doers (`answer_kind` "who")."""
+
+WHAT_WRAPPERS: tuple[str, ...] = ("what is {p}", "what are {p}", "what would be {p}")
+"""Whole questions around {p} when the answers are things or values (`answer_kind` "what")."""
 
 IRREGULAR_PAST = {"written": "wrote", "drawn": "drew", "sung": "sang", "given": "gave", "spoken": "spoke",
                   "taken": "took", "shown": "showed", "known": "knew", "made": "made", "built": "built",
@@ -144,7 +150,7 @@ def verb_question(step: Step, inner: str, rng: random.Random) -> str | None:
             return rng.choice([f"what was {done} by {inner}", f"what has {inner} {done}",
                                f"which ones were {done} by {inner}", f"the ones {inner} {past}"])
         return rng.choice([f"who {past} {inner}", f"by whom was {inner} {done}", f"{inner} was {done} by whom",
-                           f"what {past} {inner}"])
+                           f"which one {past} {inner}"])
     did = did_forms(text)
     if did is not None:
         done, doers = did
@@ -261,8 +267,11 @@ def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, li
     answers: dict[tuple[Path, int], list[str]] = {}
     for path in sorted(wanted, key=format_path):
         positions = sorted(wanted[path])
-        for t, reached in zip(positions, answers_many(graph, [sampled[t] for t in positions], path)):
-            answers[(path, t)] = reached
+        topics = [sampled[t] for t in positions]
+        shorter = shortcut(path)
+        same = answers_many(graph, topics, shorter) if shorter else [None] * len(topics)
+        for t, reached, short in zip(positions, answers_many(graph, topics, path), same):
+            answers[(path, t)] = [] if short is not None and set(short) == set(reached) else reached
     for path, t in candidates:
         reached = answers[(path, t)]
         if not reached or len(reached) > max_answers:
@@ -274,6 +283,16 @@ def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, li
         if len(labels) == share:
             break
     return labels
+
+
+def shortcut(path: Path) -> Path | None:
+    """The path without the detour of a step walked back and then again (`r|r_inv|r` -> `r`), or None when
+    it has none. A walk whose answers are its shortcut's asks nothing the shorter walk does not, and is not
+    written: its question would teach the longer path for wording that asks for the shorter one."""
+    for i in range(len(path) - 2):
+        if path[i + 1] == path[i].reverse() and path[i + 2] == path[i]:
+            return path[:i + 1] + path[i + 3:]
+    return None
 
 
 def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tuple[int, int]]:
@@ -290,11 +309,33 @@ def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tu
         last, paired = units[-1]
         asked = verb_question(last, phrase, rng) if not paired and rng.random() < VERB_SHARE else None
         outer = sibling_phrase(last, phrase, rng) if paired else noun_phrase(last, phrase, rng)
-        text = asked or rng.choice(WRAPPERS).format(p=outer)
+        text = asked or rng.choice(wrappers(answer_kind(path[-1]))).format(p=outer)
     if rng.random() < 0.4:
         text = text.lower()
     start = text.index("\0")
     return text.replace("\0", mention), (start, start + len(mention))
+
+
+def answer_kind(step: Step) -> str | None:
+    """What a walk ending on `step` reaches, as English asks for it: "who" for the doers of a "<participle>
+    by" or "<participle> <plural noun>" relation walked forwards (the director, the actors), "what" for the
+    things they did (walked backwards) and for the values of a "has ..."/"in ..." relation; None when the
+    relation's words do not tell."""
+    words = relation_words(step.relation)
+    if by_forms(words) is not None or did_forms(words) is not None:
+        return "what" if step.inverse else "who"
+    if not step.inverse and words.split()[0] in ("has", "in") and len(words.split()) >= 2:
+        return "what"
+    return None
+
+
+def wrappers(kind: str | None) -> tuple[str, ...]:
+    """The whole-question shapes that fit answers of `kind` (`answer_kind`): "who ..." only for doers."""
+    if kind == "who":
+        return WRAPPERS + WHO_WRAPPERS
+    if kind == "what":
+        return WRAPPERS + WHAT_WRAPPERS
+    return WRAPPERS + WHO_WRAPPERS + WHAT_WRAPPERS
 
 
 def noun_phrase(step: Step, inner: str, rng: random.Random) -> str:

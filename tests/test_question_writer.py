@@ -79,3 +79,34 @@ def test_a_participle_with_its_doers_is_asked_as_a_verb():
     assert {"who starred in X", "which actors starred in X"} <= forward and all(q.endswith(" in X") for q in forward)
     assert "what has X starred in" in backward and all(q.index("X") < q.index("starred in") for q in backward)
     assert verb_question(Step("children", False), "X", rng) is None  # a plain noun has no verb
+
+
+def studio() -> EmbeddedGraph:
+    """Works made by makers, with genres; Ava and Ben made one work together."""
+    triples = []
+    for i in range(30):
+        maker = f"Maker {i % 6}"
+        triples += [(f"Work {i}", "directed_by", maker), (f"Work {i}", "has_genre", f"Genre {i % 4}")]
+    triples += [("Joint Work", "directed_by", "Ava Lund"), ("Joint Work", "directed_by", "Ben Ode"),
+                ("Solo Work", "directed_by", "Ava Lund")]
+    return EmbeddedGraph.from_triples(triples)
+
+
+def test_who_is_asked_only_for_doers_and_what_for_things():
+    labels = write_questions(studio(), max_hops=2, count=600, seed=5)
+    doers = [l.example.question for l in labels if l.example.path.endswith("directed_by")]
+    things = [l.example.question for l in labels if l.example.path.endswith(("has_genre", "directed_by_inv"))]
+    assert len(doers) >= 30 and len(things) >= 30
+    assert not any(q.lower().startswith(("what is ", "what are ")) for q in doers)
+    assert not any(q.lower().startswith("who ") for q in things)
+    assert any(q.lower().startswith("who ") for q in doers) and any(q.lower().startswith("what ") for q in things)
+
+
+def test_a_detour_that_changes_no_answer_is_not_written():
+    graph = studio()
+    labels = write_questions(graph, max_hops=3, count=900, seed=6)
+    detours = [l.example for l in labels if l.example.path == "directed_by|directed_by_inv|directed_by"]
+    for example in detours:  # only from Solo Work: its maker Ava also made Joint Work, with Ben
+        assert set(example.answers) != set(graph.expand(example.topic, (Step("directed_by", False),)).answers)
+    assert {e.topic for e in detours} <= {"Solo Work"}
+    assert any(l.example.path == "directed_by|directed_by_inv|has_genre" for l in labels)
