@@ -125,12 +125,14 @@ def agent_noun(words: str) -> str | None:
 
 
 def step_words(step: Step, rng: random.Random) -> str:
-    """The words a noun phrase uses for a step's relation: its doer's noun (AGENT_SHARE of the time, when it
-    has one), else its words, a leading "has" mostly left out ("the genre of X")."""
+    """The words a noun phrase uses for a step's relation: its doer's noun, singular or plural (AGENT_SHARE of
+    the time, when it has one: "director", "actors"), else its words, a leading "has" mostly left out ("the
+    genre of X")."""
     words = relation_words(step.relation)
-    agent = agent_noun(words)
+    did = did_forms(words)
+    agent = agent_noun(words) or (did[1][:-1] if did else None)
     if agent and rng.random() < AGENT_SHARE:
-        return agent
+        return agent + "s" if rng.random() < 0.5 else agent
     if words.startswith("has ") and rng.random() < 0.7:
         return words[4:]
     return words
@@ -201,7 +203,15 @@ def sibling_phrase(step: Step, inner: str, rng: random.Random) -> str:
     """A noun phrase for `step` followed by its own reverse, walked from `inner`: by English grammar when the
     relation is a participle with "by" ("the ones directed by the same one as X", "who else directed what
     X directed"), else from SAME_OBJECT or SAME_SUBJECT."""
-    forms = by_forms(relation_words(step.relation))
+    text = relation_words(step.relation)
+    forms, did = by_forms(text), did_forms(text)
+    if did is not None and rng.random() < 0.5:
+        done, doers = did
+        if step.inverse:
+            return rng.choice([f"the ones who {done} together with {inner}", f"those who {done} alongside {inner}",
+                               f"the ones who {done} in the same ones as {inner}"])
+        return rng.choice([f"the ones that share {doers} with {inner}", f"what else the {doers} of {inner} {done} in",
+                           f"the others where the {doers} of {inner} {done}"])
     if forms is not None and rng.random() < 0.5:
         done, past = forms
         if step.inverse:
@@ -211,6 +221,18 @@ def sibling_phrase(step: Step, inner: str, rng: random.Random) -> str:
                            f"what else was {done} by whoever {past} {inner}",
                            f"the others {done} by the one who {past} {inner}"])
     return rng.choice(SAME_SUBJECT if step.inverse else SAME_OBJECT)(step_words(step, rng), inner)
+
+
+def sibling_question(step: Step, inner: str, rng: random.Random) -> str | None:
+    """A whole question asking for `step` followed by its own reverse, walked from `inner`, when the relation's
+    words are a verb: "who starred together with X", "X directed together with who"; None otherwise."""
+    text = relation_words(step.relation)
+    forms, did = by_forms(text), did_forms(text)
+    if not step.inverse or (forms is None and did is None):
+        return None
+    verb = did[0] if did else forms[1]
+    return rng.choice([f"who {verb} together with {inner}", f"who {verb} alongside {inner}",
+                       f"{inner} {verb} together with who", f"who else {verb} with {inner}"])
 
 
 def phrase_units(path: Path, rng: random.Random) -> list[tuple[Step, bool]]:
@@ -307,7 +329,9 @@ def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tu
         for step, paired in units[:-1]:
             phrase = sibling_phrase(step, phrase, rng) if paired else noun_phrase(step, phrase, rng)
         last, paired = units[-1]
-        asked = verb_question(last, phrase, rng) if not paired and rng.random() < VERB_SHARE else None
+        asked = None
+        if rng.random() < VERB_SHARE:
+            asked = sibling_question(last, phrase, rng) if paired else verb_question(last, phrase, rng)
         outer = sibling_phrase(last, phrase, rng) if paired else noun_phrase(last, phrase, rng)
         text = asked or rng.choice(wrappers(answer_kind(path[-1]))).format(p=outer)
     if rng.random() < 0.4:
@@ -340,7 +364,10 @@ def wrappers(kind: str | None) -> tuple[str, ...]:
 
 def noun_phrase(step: Step, inner: str, rng: random.Random) -> str:
     """A noun phrase for `step` walked from `inner` ("the directed by of X", "the director of X", "the genre
-    of X", "what has genre X"), with `step_words`."""
+    of X", "what has genre X", "the ones X starred in"), with `step_words`."""
+    did = did_forms(relation_words(step.relation))
+    if did is not None and step.inverse and rng.random() < VERB_SHARE:
+        return rng.choice([f"the ones {inner} {did[0]} in", f"those featuring {inner}", f"the ones with {inner} in them"])
     return rng.choice(BACKWARD if step.inverse else FORWARD)(step_words(step, rng), inner)
 
 

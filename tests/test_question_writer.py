@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from kgqa.graph.embedded import EmbeddedGraph
-from kgqa.question_writer import misspell, verb_question, write_questions, with_typos
+from kgqa.question_writer import misspell, phrase_question, sibling_question, verb_question, write_questions, with_typos
 from kgqa.types import Step
 
 from tests.family import family_graph
@@ -110,3 +110,13 @@ def test_a_detour_that_changes_no_answer_is_not_written():
         assert set(example.answers) != set(graph.expand(example.topic, (Step("directed_by", False),)).answers)
     assert {e.topic for e in detours} <= {"Solo Work"}
     assert any(l.example.path == "directed_by|directed_by_inv|has_genre" for l in labels)
+
+
+def test_fellow_doers_are_asked_with_the_verb():
+    rng = random.Random(0)
+    path = (Step("starred_actors", True), Step("starred_actors", False))
+    asked = [phrase_question("Ann Lee", path, rng)[0] for _ in range(300)]
+    assert any(q.startswith(("who starred together with Ann Lee", "who starred alongside Ann Lee")) for q in asked)
+    assert any("Ann Lee starred together with who" in q for q in asked)
+    assert not any(q.lower().startswith(("what is ", "what are ")) for q in asked)  # the answers are doers
+    assert sibling_question(Step("children", True), "X", rng) is None  # a plain noun has no verb
