@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from kgqa.graph.store import GraphStore
 from kgqa.questions import Example
 from kgqa.retrieval.paths import relation_words
-from kgqa.types import Path, Step, format_path
+from kgqa.types import Path, Step, format_path, shortcut
 from kgqa.weak_labels import Label, answers_many, enumerate_paths
 
 SOURCE = "written from the graph"
@@ -305,16 +305,6 @@ def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, li
         if len(labels) == share:
             break
     return labels
-
-
-def shortcut(path: Path) -> Path | None:
-    """The path without the detour of a step walked back and then again (`r|r_inv|r` -> `r`), or None when
-    it has none. A walk whose answers are its shortcut's asks nothing the shorter walk does not, and is not
-    written: its question would teach the longer path for wording that asks for the shorter one."""
-    for i in range(len(path) - 2):
-        if path[i + 1] == path[i].reverse() and path[i + 2] == path[i]:
-            return path[:i + 1] + path[i + 3:]
-    return None
 
 
 def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tuple[int, int]]:

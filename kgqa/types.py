@@ -43,6 +43,16 @@ def format_path(path: Path) -> str:
     return "|".join(str(step) for step in path)
 
 
+def shortcut(path: Path) -> Path | None:
+    """The path without the detour of a step walked back and then again (`r|r_inv|r` -> `r`), or None when
+    it has none. Where a detour reaches the same answers as its shortcut, it asks nothing the shorter walk
+    does not: questions are neither written for it nor answered by it."""
+    for i in range(len(path) - 2):
+        if path[i + 1] == path[i].reverse() and path[i + 2] == path[i]:
+            return path[:i + 1] + path[i + 3:]
+    return None
+
+
 @dataclass(frozen=True)
 class Triple:
     subject: str

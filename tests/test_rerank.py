@@ -92,6 +92,19 @@ def test_groups_never_walk_back_through_their_topic(graph):
                                                      ["The Life of Emile Zola", "release_year", "1937"]]
 
 
+def test_a_detour_that_reaches_only_its_shortcuts_answers_is_no_candidate():
+    triples = [("Solo", "directed_by", "Ava"), ("Joint", "directed_by", "Ava"), ("Joint", "directed_by", "Ben"),
+               ("Other", "directed_by", "Cy"), ("Next", "directed_by", "Cy")]
+    graph = EmbeddedGraph.from_triples(triples)
+    detour = "directed_by|directed_by_inv|directed_by"
+    ranked = [candidate(detour, 0.9), candidate("directed_by", 0.8)]
+    groups = collect_groups(graph, [mention("Solo"), mention("Other")], [ranked, ranked])
+    # from Solo the detour reaches Ben too (Ava made Joint with him); from Other only Cy, as directed_by does
+    assert [(format_path(g.path), sorted(g.answers)) for g in groups[0]] == [(detour, ["Ava", "Ben"]),
+                                                                             ("directed_by", ["Ava"])]
+    assert [format_path(g.path) for g in groups[1]] == ["directed_by"]
+
+
 def make_group(question: int, topic: str, answers: list[str], score: float, **kw) -> Group:
     group = Group(question, topic, kw.get("topic_rank", 0), 0.9, 3, parse_path(kw.get("path", "directed_by")),
                   kw.get("text", "directed by"), kw.get("retriever", 0.5), kw.get("path_rank", 0))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kgqa.graph.store import GraphStore
-from kgqa.types import Mention, Path, PathCandidate, Triple
+from kgqa.types import Mention, Path, PathCandidate, Triple, shortcut
 
 FEATURES = ("cross", "cross_gap", "retriever", "retriever_gap", "path_rank", "topic_rank", "link_confidence",
             "top_link_confidence", "topic_degree", "hops", "answers", "llm_choice", "weakest_step", "there_and_back",
@@ -109,7 +109,23 @@ def collect_groups(graph: GraphStore, mentions: Sequence[Mention | None], ranked
             best = max(g.retriever_score for g in groups[i])
             groups[i] = [g for g in groups[i] if g.retriever_score >= best - margin or g.llm_choice]
     expand_groups(graph, [g for row in groups for g in row])
-    return [[g for g in row if g.evidence] for row in groups]
+    return drop_idle_detours(graph, [[g for g in row if g.evidence] for row in groups])
+
+
+def drop_idle_detours(graph: GraphStore, groups: list[list[Group]]) -> list[list[Group]]:
+    """The groups less those whose path is a detour (`kgqa.types.shortcut`) reaching just what its shortcut
+    reaches from the same topic: "the directors of the films by X's director" is X's director again, and
+    the question that walk seems to fit asks for the films."""
+    detours = [g for row in groups for g in row if shortcut(g.path) is not None]
+    by_path: dict[Path, list[Group]] = defaultdict(list)
+    for group in detours:
+        by_path[shortcut(group.path)].append(group)
+    idle: set[int] = set()
+    for path, members in by_path.items():
+        for group, expansion in zip(members, graph.expand_many([g.topic for g in members], path)):
+            if set(expansion.answers) == set(group.evidence):
+                idle.add(id(group))
+    return [[g for g in row if id(g) not in idle] for row in groups] if idle else groups
 
 
 def there_and_back(path: Path) -> bool:
