@@ -2,8 +2,9 @@
 
 For relation paths of 1..max_hops steps walked from sampled topic entities, a question is written from the
 verbalised relations (`relation_words`), in many shapes: questions and imperatives, the entity at the start
-or at the end, nested noun phrases or keyword strings, lower case. A relation walked there and straight back
-(`r|r_inv`, `r_inv|r`) is mostly worded as one phrase, the way people ask for it: "the ones with the same
+or at the end, nested noun phrases or keyword strings, lower case, class nouns the graph does not name
+("which films", "the book X"). A relation walked there and straight back (`r|r_inv`, `r_inv|r`) is mostly
+worded as one phrase, the way people ask for it: "the ones with the same
 genre as X", "the fellow starred actors of X", "who else directed what X directed"; a "<participle> by"
 relation often by its doer's noun ("the director of X"). The gold answers are the walk's answers, so every
 label is right by construction; what the models learn from it is which wording goes with which path, how
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from kgqa.graph.store import GraphStore
 from kgqa.questions import Example
-from kgqa.retrieval.paths import relation_words
+from kgqa.retrieval.paths import relation_stems, relation_words, word_stems
 from kgqa.types import Path, Step, format_path, shortcut
 from kgqa.weak_labels import Label, answers_many, enumerate_paths
 
@@ -55,7 +57,7 @@ BACKWARD: tuple[Phrase, ...] = (
 """Noun phrases for walking a relation backwards to `inner`'s subjects (object -> subject)."""
 
 WRAPPERS: tuple[str, ...] = (
-    "which are {p}", "{p}?", "{p}", "tell me {p}", "list {p}", "name {p}", "show me {p}", "give me {p}",
+    "which are {p}", "which ones are {p}", "{p}?", "{p}", "tell me {p}", "list {p}", "name {p}", "show me {p}", "give me {p}",
     "find {p}", "do you know {p}", "i would like to know {p}", "can you tell me {p}",
 )
 """Whole questions around a noun phrase {p}, for any kind of answer."""
@@ -252,6 +254,44 @@ def phrase_units(path: Path, rng: random.Random) -> list[tuple[Step, bool]]:
     return units
 
 
+CLASS_NOUNS: tuple[tuple[str, str], ...] = (
+    ("person", "people"), ("person", "persons"), ("individual", "individuals"), ("film", "films"),
+    ("movie", "movies"), ("book", "books"), ("novel", "novels"), ("song", "songs"), ("album", "albums"),
+    ("place", "places"), ("city", "cities"), ("country", "countries"), ("town", "towns"), ("company", "companies"),
+    ("organisation", "organisations"), ("team", "teams"), ("club", "clubs"), ("school", "schools"),
+    ("work", "works"), ("title", "titles"), ("item", "items"), ("thing", "things"), ("entry", "entries"),
+    ("record", "records"), ("product", "products"), ("paper", "papers"), ("game", "games"), ("show", "shows"),
+    ("event", "events"), ("object", "objects"), ("figure", "figures"), ("piece", "pieces"),
+)
+"""Class nouns (singular, plural) from many domains. People say "which films ...", "the book X" where the
+graph names no class; written questions put such nouns in at random (CLASS_NOUN_SHARE), so that the models
+learn that they ask for no relation (to a pretrained encoder "films" is close to "starred actors")."""
+
+CLASS_NOUN_SHARE = 0.4
+"""Of the written questions, those whose "ones" become a class noun ("the films with the same director as
+X"); half as many put one before the topic's name ("the film X")."""
+
+
+def class_nouns(graph: GraphStore) -> tuple[tuple[str, str], ...]:
+    """CLASS_NOUNS less those that share a word stem with one of the graph's relations (a graph with
+    `has_genre` keeps "films"; one with `album_of` loses "albums", which there asks for that relation)."""
+    stems: set[str] = set()
+    for relation in graph.relations():
+        stems |= relation_stems(relation)
+    return tuple(pair for pair in CLASS_NOUNS if not (word_stems(" ".join(pair)) & stems))
+
+
+def with_class_nouns(text: str, nouns: Sequence[tuple[str, str]], rng: random.Random) -> str:
+    """The question with its "ones" made class nouns and, half as often, one before the topic ("\0")."""
+    if not nouns:
+        return text
+    if rng.random() < CLASS_NOUN_SHARE:
+        text = re.sub(r"\bones\b", lambda _: rng.choice(nouns)[1], text)
+    if rng.random() < CLASS_NOUN_SHARE / 2:
+        text = text.replace("\0", f"the {rng.choice(nouns)[0]} \0", 1)
+    return text
+
+
 KEYWORDS: tuple[str, ...] = ("{e} {r}", "{e}: {r}?", "{r} {e}", "{r} for {e}", "for {e}, {r}?", "{e} -> {r}")
 """Search-box shapes: the entity and the relations' words in walking order, {r}."""
 
@@ -269,15 +309,18 @@ def write_questions(graph: GraphStore, max_hops: int, count: int, seed: int = 0,
     for path in found:
         by_length[len(path)].append(path)
     lengths = sorted(by_length)
+    nouns = class_nouns(graph)
     labels: list[Label] = []
     for i, length in enumerate(lengths):
         share = (count - len(labels)) // (len(lengths) - i)
-        labels += _write_for_length(graph, by_length[length], found, sampled, share, max_answers, rng, len(labels))
+        labels += _write_for_length(graph, by_length[length], found, sampled, share, max_answers, rng, len(labels),
+                                    nouns)
     return labels
 
 
 def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, list[int]], sampled: list[str],
-                      share: int, max_answers: int, rng: random.Random, first_row: int) -> list[Label]:
+                      share: int, max_answers: int, rng: random.Random, first_row: int,
+                      nouns: Sequence[tuple[str, str]]) -> list[Label]:
     paths = sorted(paths, key=format_path)
     weights = [math.sqrt(len(found[p])) for p in paths]
     wanted: dict[Path, set[int]] = defaultdict(set)
@@ -299,7 +342,7 @@ def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, li
         if not reached or len(reached) > max_answers:
             continue
         topic = sampled[t]
-        question, span = phrase_question(topic, path, rng)
+        question, span = phrase_question(topic, path, rng, nouns)
         example = Example(question, topic, format_path(path), tuple(sorted(set(reached))), SOURCE)
         labels.append(Label(first_row + len(labels), example, span, 1.0))
         if len(labels) == share:
@@ -307,8 +350,10 @@ def _write_for_length(graph: GraphStore, paths: list[Path], found: dict[Path, li
     return labels
 
 
-def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tuple[int, int]]:
-    """One question asking for the end of `path` walked from `topic`, and the span of the topic in it."""
+def phrase_question(topic: str, path: Path, rng: random.Random, nouns: Sequence[tuple[str, str]] = ()
+                    ) -> tuple[str, tuple[int, int]]:
+    """One question asking for the end of `path` walked from `topic`, and the span of the topic in it;
+    `nouns`: the class nouns it may use (`class_nouns`)."""
     mention = topic if rng.random() < 0.7 else topic.lower()
     if rng.random() < 0.25:
         shape = rng.choice(KEYWORDS)
@@ -324,6 +369,7 @@ def phrase_question(topic: str, path: Path, rng: random.Random) -> tuple[str, tu
             asked = sibling_question(last, phrase, rng) if paired else verb_question(last, phrase, rng)
         outer = sibling_phrase(last, phrase, rng) if paired else noun_phrase(last, phrase, rng)
         text = asked or rng.choice(wrappers(answer_kind(path[-1]))).format(p=outer)
+    text = with_class_nouns(text, nouns, rng)
     if rng.random() < 0.4:
         text = text.lower()
     start = text.index("\0")

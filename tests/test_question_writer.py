@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from kgqa.graph.embedded import EmbeddedGraph
-from kgqa.question_writer import misspell, phrase_question, sibling_question, verb_question, write_questions, with_typos
+from kgqa.question_writer import class_nouns, misspell, phrase_question, sibling_question, verb_question, write_questions, with_typos
 from kgqa.types import Step
 
 from tests.family import family_graph
@@ -120,3 +120,14 @@ def test_fellow_doers_are_asked_with_the_verb():
     assert any("Ann Lee starred together with who" in q for q in asked)
     assert not any(q.lower().startswith(("what is ", "what are ")) for q in asked)  # the answers are doers
     assert sibling_question(Step("children", True), "X", rng) is None  # a plain noun has no verb
+
+
+def test_class_nouns_the_graph_does_not_name_are_written_in():
+    graph = EmbeddedGraph.from_triples([(f"Track {i}", "song_of", f"Band {i % 3}") for i in range(20)]
+                                       + [(f"Track {i}", "has_genre", "Pop") for i in range(20)])
+    nouns = {noun for pair in class_nouns(graph) for noun in pair}
+    assert "films" in nouns and "songs" not in nouns and "song" not in nouns  # they ask for song_of here
+    labels = write_questions(graph, max_hops=2, count=400, seed=7)
+    named = [l for l in labels if any(f" {n} " in f" {l.example.question.lower()} " for n in nouns - {"things"})]
+    assert len(labels) >= 80 and len(named) >= 0.15 * len(labels)
+    assert all(l.example.question[slice(*l.span)].casefold() == l.example.topic.casefold() for l in named)
