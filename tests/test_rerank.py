@@ -158,17 +158,20 @@ def test_a_path_is_as_strong_as_its_weakest_step_and_there_and_back_wants_a_same
     questions = ["who directed [E]", "which films have the same director as [E]"]
     groups = [make_group(0, "A", ["x"], 0, path="directed_by"),
               make_group(0, "A", ["y"], 0, path="directed_by|directed_by_inv|release_year"),
-              make_group(1, "A", ["z"], 0, path="directed_by|directed_by_inv")]
+              make_group(1, "A", ["z"], 0, path="directed_by|directed_by_inv"),
+              make_group(0, "A", ["w"], 0, path="directed_by|directed_by_inv")]
     mark_question_signals(groups, questions, embedder.embed(questions), embedder.embed)
-    one, three, sibling = groups
+    one, three, sibling, films = groups
     assert one.weakest_step > three.weakest_step + 0.1  # "release year" is not asked for
     relation = embedder.embed(["directed by", "release year"]) @ embedder.embed(questions[:1])[0]
     assert np.isclose(one.weakest_step, relation[0]) and np.isclose(three.weakest_step, min(relation))
     assert (one.cued, three.cued, sibling.cued) == (False, False, True)
     x = feature_matrix(groups)
     col = {name: i for i, name in enumerate(FEATURES)}
-    assert x[:, col["there_and_back"]].tolist() == [0.0, 1.0, 1.0]
-    assert x[:, col["there_and_back_cued"]].tolist() == [0.0, 0.0, 1.0]
+    assert x[:, col["there_and_back"]].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert x[:, col["there_and_back_cued"]].tolist() == [0.0, 0.0, 1.0, 0.0]
+    # "who" asks for doers: the films reached by directed_by_inv clash with it; a release year says nothing
+    assert x[:, col["who_for_things"]].tolist() == [0.0, 0.0, 0.0, 1.0]
 
 
 def test_labels_accept_the_gold_group_or_the_gold_answer_set():

@@ -22,7 +22,7 @@ from kgqa.types import Mention, Path, PathCandidate, Triple, shortcut
 
 FEATURES = ("cross", "cross_gap", "retriever", "retriever_gap", "path_rank", "topic_rank", "link_confidence",
             "top_link_confidence", "topic_degree", "hops", "answers", "llm_choice", "weakest_step", "there_and_back",
-            "there_and_back_cued")
+            "there_and_back_cued", "who_for_things")
 """The signals fused with the cross-encoder score, as `feature_matrix` computes them; a fusion layer reads the
 ones it was fitted on (`Fusion.features`: all of them, or an older layer's fewer)."""
 
@@ -52,6 +52,8 @@ class Group:
     a path with a step the question never asks for scores low, however well its other steps match."""
     cued: bool = False
     """The question uses a SAMENESS_CUES word."""
+    who_for_things: bool = False
+    """The question asks "who" and the path ends on things (`kgqa.grammar.answer_kind`: "what")."""
     evidence: dict[str, list[Triple]] = field(default_factory=dict)
     cross: float = 0.0
     """The cross-encoder's logit for (masked question, path text)."""
@@ -136,18 +138,21 @@ def there_and_back(path: Path) -> bool:
 def mark_question_signals(groups: Sequence[Group], masked_questions: Sequence[str], question_vectors: np.ndarray,
                           relation_vectors: Callable[[list[str]], np.ndarray]) -> None:
     """Set each group's `weakest_step` (question vector against the vector of each relation's words, from
-    `relation_vectors`; the lowest) and `cued` (its masked question uses a SAMENESS_CUES word)."""
+    `relation_vectors`; the lowest), `cued` (its masked question uses a SAMENESS_CUES word) and
+    `who_for_things`."""
+    from kgqa.grammar import answer_kind
     from kgqa.retrieval.paths import relation_words
 
     if not groups:
         return
     relations = sorted({step.relation for g in groups for step in g.path})
     vectors = dict(zip(relations, relation_vectors([relation_words(r) for r in relations])))
-    cued = [bool(SAMENESS_CUES & set(re.findall(r"[a-z]+", q.lower()))) for q in masked_questions]
+    words = [set(re.findall(r"[a-z]+", q.lower())) for q in masked_questions]
     for g in groups:
         q = question_vectors[g.question]
         g.weakest_step = min(float(vectors[step.relation] @ q) for step in g.path)
-        g.cued = cued[g.question]
+        g.cued = bool(SAMENESS_CUES & words[g.question])
+        g.who_for_things = bool({"who", "whom"} & words[g.question]) and answer_kind(g.path[-1]) == "what"
 
 
 def expand_groups(graph: GraphStore, groups: Sequence[Group]) -> None:
@@ -182,7 +187,7 @@ def feature_matrix(groups: Sequence[Group]) -> np.ndarray:
                      g.retriever_score - best_retriever[(g.question, g.topic_rank)], math.log1p(g.path_rank),
                      float(g.topic_rank), g.link_confidence, g.link_confidence * (g.topic_rank == 0),
                      math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice),
-                     g.weakest_step, float(back), float(back and g.cued)])
+                     g.weakest_step, float(back), float(back and g.cued), float(g.who_for_things)])
     return np.asarray(rows, np.float32)
 
 

@@ -1,0 +1,74 @@
+"""English forms of a relation's words, for writing questions and for reading what a question asks for.
+
+`directed_by` is a "<participle> by" relation (its objects did it: "who directed X", "the director of X"),
+`starred_actors` a "<participle> <plural noun>" relation ("who starred in X"), `has_genre` and `in_language`
+a "has ..."/"in ..." relation (values: "what genre does X have"). Other relation words have no such form.
+"""
+
+from __future__ import annotations
+
+from kgqa.retrieval.paths import relation_words
+from kgqa.types import Step
+
+IRREGULAR_PAST = {"written": "wrote", "drawn": "drew", "sung": "sang", "given": "gave", "spoken": "spoke",
+                  "taken": "took", "shown": "showed", "known": "knew", "made": "made", "built": "built",
+                  "won": "won", "held": "held", "led": "led", "founded": "founded", "played": "played"}
+"""English participles whose simple past differs or that end otherwise than in -ed."""
+
+IRREGULAR_AGENT = {"written": "writer", "sung": "singer", "spoken": "speaker", "made": "maker", "built": "builder",
+                   "won": "winner", "held": "holder", "led": "leader", "played": "player", "drawn": "artist"}
+"""English participles whose doer is not formed by the rules of `agent_noun`."""
+
+
+def participle(word: str) -> bool:
+    return word.endswith("ed") or word in IRREGULAR_PAST
+
+
+def by_forms(words: str) -> tuple[str, str] | None:
+    """The passive and the simple past of a "<participle> by" relation's words (`directed by` -> ("directed",
+    "directed"), `written by` -> ("written", "wrote")); None for other relation words."""
+    parts = words.split()
+    if len(parts) < 2 or parts[-1] != "by" or not participle(parts[-2]):
+        return None
+    return " ".join(parts[:-1]), " ".join(parts[:-2] + [IRREGULAR_PAST.get(parts[-2], parts[-2])])
+
+
+def did_forms(words: str) -> tuple[str, str] | None:
+    """The participle and the doers of a "<participle> <plural noun>" relation (`starred actors` ->
+    ("starred", "actors"), `featured artists` -> ("featured", "artists")): the relation's objects did
+    it in its subject (the actors starred in the film); None for other relation words."""
+    parts = words.split()
+    if len(parts) != 2 or not participle(parts[0]) or not parts[1].endswith("s"):
+        return None
+    return parts[0], parts[1]
+
+
+def agent_noun(words: str) -> str | None:
+    """The noun for whoever does a "<participle> by" relation: `directed by` -> `director`, `written by` ->
+    `writer`, `produced by` -> `producer`, `owned by` -> `owner`; None for other relation words."""
+    if by_forms(words) is None:
+        return None
+    parts = words.split()
+    done, head = parts[-2], parts[:-2]
+    if done in IRREGULAR_AGENT:
+        noun = IRREGULAR_AGENT[done]
+    elif done.endswith(("ated", "ected", "ucted", "ited")):
+        noun = done[:-2] + "or"
+    elif done.endswith(("ced", "sed", "ved", "zed", "ged")):
+        noun = done[:-1] + "r"
+    else:
+        noun = done[:-2] + "er"
+    return " ".join(head + [noun])
+
+
+def answer_kind(step: Step) -> str | None:
+    """What a walk ending on `step` reaches, as English asks for it: "who" for the doers of a "<participle>
+    by" or "<participle> <plural noun>" relation walked forwards (the director, the actors), "what" for the
+    things they did (walked backwards) and for the values of a "has ..."/"in ..." relation; None when the
+    relation's words do not tell."""
+    words = relation_words(step.relation)
+    if by_forms(words) is not None or did_forms(words) is not None:
+        return "what" if step.inverse else "who"
+    if not step.inverse and words.split()[0] in ("has", "in") and len(words.split()) >= 2:
+        return "what"
+    return None
