@@ -7,6 +7,8 @@ a "has ..."/"in ..." relation (values: "what genre does X have"). Other relation
 
 from __future__ import annotations
 
+import re
+
 from kgqa.retrieval.paths import relation_words
 from kgqa.types import Step
 
@@ -72,3 +74,28 @@ def answer_kind(step: Step) -> str | None:
     if not step.inverse and words.split()[0] in ("has", "in") and len(words.split()) >= 2:
         return "what"
     return None
+
+
+CLASS_NOUNS: tuple[tuple[str, str], ...] = (
+    ("person", "people"), ("person", "persons"), ("individual", "individuals"), ("film", "films"),
+    ("movie", "movies"), ("book", "books"), ("novel", "novels"), ("song", "songs"), ("album", "albums"),
+    ("place", "places"), ("city", "cities"), ("country", "countries"), ("town", "towns"), ("company", "companies"),
+    ("organisation", "organisations"), ("team", "teams"), ("club", "clubs"), ("school", "schools"),
+    ("work", "works"), ("title", "titles"), ("item", "items"), ("thing", "things"), ("entry", "entries"),
+    ("record", "records"), ("product", "products"), ("paper", "papers"), ("game", "games"), ("show", "shows"),
+    ("event", "events"), ("object", "objects"), ("figure", "figures"), ("piece", "pieces"),
+)
+"""Class nouns (singular, plural) from many domains. People say "which films ...", "the book X" where the
+graph names no class; written questions put such nouns in at random (CLASS_NOUN_SHARE), so that the models
+learn that they ask for no relation (to a pretrained encoder "films" is close to "starred actors")."""
+
+PERSON_NOUNS = frozenset({"person", "people", "persons", "individual", "individuals", "figure", "figures"})
+"""The CLASS_NOUNS that name people."""
+
+THING_NOUNS = frozenset(noun for pair in CLASS_NOUNS for noun in pair) - PERSON_NOUNS
+
+
+def asks_for_things(question: str) -> bool:
+    """Whether the question asks "which"/"what" of a class noun that names no people ("which films ...",
+    "what books ...")."""
+    return any(noun in THING_NOUNS for noun in re.findall(r"\b(?:which|what)\s+([a-z]+)", question.lower()))

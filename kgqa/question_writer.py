@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from kgqa.graph.store import GraphStore
 from kgqa.questions import Example
-from kgqa.grammar import agent_noun, answer_kind, by_forms, did_forms
+from kgqa.grammar import CLASS_NOUNS, PERSON_NOUNS, agent_noun, answer_kind, by_forms, did_forms
 from kgqa.retrieval.paths import relation_stems, relation_words, word_stems
 from kgqa.types import Path, Step, format_path, shortcut
 from kgqa.weak_labels import Label, answers_many, enumerate_paths
@@ -204,19 +204,6 @@ def phrase_units(path: Path, rng: random.Random) -> list[tuple[Step, bool]]:
     return units
 
 
-CLASS_NOUNS: tuple[tuple[str, str], ...] = (
-    ("person", "people"), ("person", "persons"), ("individual", "individuals"), ("film", "films"),
-    ("movie", "movies"), ("book", "books"), ("novel", "novels"), ("song", "songs"), ("album", "albums"),
-    ("place", "places"), ("city", "cities"), ("country", "countries"), ("town", "towns"), ("company", "companies"),
-    ("organisation", "organisations"), ("team", "teams"), ("club", "clubs"), ("school", "schools"),
-    ("work", "works"), ("title", "titles"), ("item", "items"), ("thing", "things"), ("entry", "entries"),
-    ("record", "records"), ("product", "products"), ("paper", "papers"), ("game", "games"), ("show", "shows"),
-    ("event", "events"), ("object", "objects"), ("figure", "figures"), ("piece", "pieces"),
-)
-"""Class nouns (singular, plural) from many domains. People say "which films ...", "the book X" where the
-graph names no class; written questions put such nouns in at random (CLASS_NOUN_SHARE), so that the models
-learn that they ask for no relation (to a pretrained encoder "films" is close to "starred actors")."""
-
 CLASS_NOUN_SHARE = 0.4
 """Of the written questions, those whose "ones" become a class noun ("the films with the same director as
 X"); half as many put one before the topic's name ("the film X")."""
@@ -231,12 +218,14 @@ def class_nouns(graph: GraphStore) -> tuple[tuple[str, str], ...]:
     return tuple(pair for pair in CLASS_NOUNS if not (word_stems(" ".join(pair)) & stems))
 
 
-def with_class_nouns(text: str, nouns: Sequence[tuple[str, str]], rng: random.Random) -> str:
-    """The question with its "ones" made class nouns and, half as often, one before the topic ("\0")."""
+def with_class_nouns(text: str, nouns: Sequence[tuple[str, str]], kind: str | None, rng: random.Random) -> str:
+    """The question with its "ones" made class nouns fitting answers of `kind` (`answer_kind`: people's nouns
+    for "who", the others for "what") and, half as often, any one before the topic ("\0")."""
     if not nouns:
         return text
-    if rng.random() < CLASS_NOUN_SHARE:
-        text = re.sub(r"\bones\b", lambda _: rng.choice(nouns)[1], text)
+    fitting = [pair for pair in nouns if kind is None or (pair[1] in PERSON_NOUNS) == (kind == "who")]
+    if fitting and rng.random() < CLASS_NOUN_SHARE:
+        text = re.sub(r"\bones\b", lambda _: rng.choice(fitting)[1], text)
     if rng.random() < CLASS_NOUN_SHARE / 2:
         text = text.replace("\0", f"the {rng.choice(nouns)[0]} \0", 1)
     return text
@@ -319,7 +308,7 @@ def phrase_question(topic: str, path: Path, rng: random.Random, nouns: Sequence[
             asked = sibling_question(last, phrase, rng) if paired else verb_question(last, phrase, rng)
         outer = sibling_phrase(last, phrase, rng) if paired else noun_phrase(last, phrase, rng)
         text = asked or rng.choice(wrappers(answer_kind(path[-1]))).format(p=outer)
-    text = with_class_nouns(text, nouns, rng)
+    text = with_class_nouns(text, nouns, answer_kind(path[-1]), rng)
     if rng.random() < 0.4:
         text = text.lower()
     start = text.index("\0")

@@ -131,3 +131,19 @@ def test_class_nouns_the_graph_does_not_name_are_written_in():
     named = [l for l in labels if any(f" {n} " in f" {l.example.question.lower()} " for n in nouns - {"things"})]
     assert len(labels) >= 80 and len(named) >= 0.15 * len(labels)
     assert all(l.example.question[slice(*l.span)].casefold() == l.example.topic.casefold() for l in named)
+
+
+def test_class_nouns_fit_the_answers():
+    labels = write_questions(studio(), max_hops=2, count=600, seed=8)
+    people, things = {"people", "persons", "individuals", "figures"}, {"films", "movies", "books", "works", "items"}
+    doers = [l.example.question.lower().split() for l in labels if l.example.path.endswith("directed_by")]
+    works = [l.example.question.lower().split() for l in labels if l.example.path.endswith("directed_by_inv")]
+    assert any(people & set(q) for q in doers) and any(things & set(q) for q in works)
+    assert not any(things & set(q) for q in doers) and not any(people & set(q) for q in works)
+
+
+def test_which_films_asks_for_things():
+    from kgqa.grammar import asks_for_things
+
+    assert asks_for_things("which films share the director of X") and asks_for_things("What books did X write")
+    assert not asks_for_things("which people directed X") and not asks_for_things("who directed the films of X")

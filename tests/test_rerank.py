@@ -172,6 +172,10 @@ def test_a_path_is_as_strong_as_its_weakest_step_and_there_and_back_wants_a_same
     assert x[:, col["there_and_back_cued"]].tolist() == [0.0, 0.0, 1.0, 0.0]
     # "who" asks for doers: the films reached by directed_by_inv clash with it; a release year says nothing
     assert x[:, col["who_for_things"]].tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert x[:, col["things_for_who"]].tolist() == [0.0, 0.0, 0.0, 0.0]
+    directors = make_group(1, "A", ["v"], 0, path="directed_by|directed_by_inv|directed_by")
+    mark_question_signals([directors], questions, embedder.embed(questions), embedder.embed)
+    assert directors.things_for_who  # "which films" asks for things, the path ends on directors
 
 
 def test_labels_accept_the_gold_group_or_the_gold_answer_set():

@@ -22,7 +22,7 @@ from kgqa.types import Mention, Path, PathCandidate, Triple, shortcut
 
 FEATURES = ("cross", "cross_gap", "retriever", "retriever_gap", "path_rank", "topic_rank", "link_confidence",
             "top_link_confidence", "topic_degree", "hops", "answers", "llm_choice", "weakest_step", "there_and_back",
-            "there_and_back_cued", "who_for_things")
+            "there_and_back_cued", "who_for_things", "things_for_who")
 """The signals fused with the cross-encoder score, as `feature_matrix` computes them; a fusion layer reads the
 ones it was fitted on (`Fusion.features`: all of them, or an older layer's fewer)."""
 
@@ -54,6 +54,9 @@ class Group:
     """The question uses a SAMENESS_CUES word."""
     who_for_things: bool = False
     """The question asks "who" and the path ends on things (`kgqa.grammar.answer_kind`: "what")."""
+    things_for_who: bool = False
+    """The question asks for a class of things ("which films", `kgqa.grammar.asks_for_things`) and the path
+    ends on doers (`answer_kind`: "who")."""
     evidence: dict[str, list[Triple]] = field(default_factory=dict)
     cross: float = 0.0
     """The cross-encoder's logit for (masked question, path text)."""
@@ -138,9 +141,9 @@ def there_and_back(path: Path) -> bool:
 def mark_question_signals(groups: Sequence[Group], masked_questions: Sequence[str], question_vectors: np.ndarray,
                           relation_vectors: Callable[[list[str]], np.ndarray]) -> None:
     """Set each group's `weakest_step` (question vector against the vector of each relation's words, from
-    `relation_vectors`; the lowest), `cued` (its masked question uses a SAMENESS_CUES word) and
-    `who_for_things`."""
-    from kgqa.grammar import answer_kind
+    `relation_vectors`; the lowest), `cued` (its masked question uses a SAMENESS_CUES word),
+    `who_for_things` and `things_for_who`."""
+    from kgqa.grammar import answer_kind, asks_for_things
     from kgqa.retrieval.paths import relation_words
 
     if not groups:
@@ -148,11 +151,14 @@ def mark_question_signals(groups: Sequence[Group], masked_questions: Sequence[st
     relations = sorted({step.relation for g in groups for step in g.path})
     vectors = dict(zip(relations, relation_vectors([relation_words(r) for r in relations])))
     words = [set(re.findall(r"[a-z]+", q.lower())) for q in masked_questions]
+    things = [asks_for_things(q) for q in masked_questions]
     for g in groups:
         q = question_vectors[g.question]
         g.weakest_step = min(float(vectors[step.relation] @ q) for step in g.path)
         g.cued = bool(SAMENESS_CUES & words[g.question])
-        g.who_for_things = bool({"who", "whom"} & words[g.question]) and answer_kind(g.path[-1]) == "what"
+        kind = answer_kind(g.path[-1])
+        g.who_for_things = bool({"who", "whom"} & words[g.question]) and kind == "what"
+        g.things_for_who = things[g.question] and kind == "who"
 
 
 def expand_groups(graph: GraphStore, groups: Sequence[Group]) -> None:
@@ -187,7 +193,8 @@ def feature_matrix(groups: Sequence[Group]) -> np.ndarray:
                      g.retriever_score - best_retriever[(g.question, g.topic_rank)], math.log1p(g.path_rank),
                      float(g.topic_rank), g.link_confidence, g.link_confidence * (g.topic_rank == 0),
                      math.log1p(g.topic_degree), float(len(g.path)), math.log1p(len(g.evidence)), float(g.llm_choice),
-                     g.weakest_step, float(back), float(back and g.cued), float(g.who_for_things)])
+                     g.weakest_step, float(back), float(back and g.cued), float(g.who_for_things),
+                     float(g.things_for_who)])
     return np.asarray(rows, np.float32)
 
 
