@@ -30,7 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-hop", type=int, nargs=3, default=[500, 300, 300], metavar=("ONE", "TWO", "THREE"))
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, help="write every question's answer and candidate paths here (JSON)")
+    parser.add_argument("--out", type=Path, help="write the report here (JSON: Hits@1 and confusions per hop)")
+    parser.add_argument("--rows", type=Path, help="write every question's answer and candidate paths here (JSON; it "
+                        "holds MetaQA dev questions, so keep it out of the repository)")
     args = parser.parse_args()
     benchmark = Benchmark.load("metaqa", str(DATA))
     agent = Agent(load_settings(), many=True)
@@ -59,7 +61,9 @@ def main() -> None:
             print(f"   {n:4d}  {pair}")
     report["load_average"] = os.getloadavg()
     if args.out:
-        args.out.write_text(json.dumps({"report": report, "rows": rows}, indent=1), encoding="utf-8")
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.rows:
+        args.rows.write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
