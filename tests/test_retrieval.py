@@ -104,14 +104,6 @@ def test_batches_never_repeat_a_path_text():
         assert len(texts) == len(set(texts))
 
 
-def test_batches_of_the_commonest_paths_alone_are_dropped():
-    common = [Triplet(f"c{i}", "p0", f"n{i}", "") for i in range(40)]  # one path with most questions
-    rare = [Triplet(f"r{i}", f"p{i + 1}", f"m{i}", "") for i in range(12)]
-    batches = batches_without_duplicates(common + rare, 8)
-    assert all(len(b) >= 4 for b in batches)  # no batch of p0 alone, which would have no other positive
-    assert {t.question for b in batches for t in b} >= {t.question for t in rare}
-
-
 @pytest.fixture(scope="module")
 def trained(graph, tmp_path_factory):
     """A retriever trained for a few steps on the tiny graph, with in_language kept out of training."""
