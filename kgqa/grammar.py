@@ -8,6 +8,7 @@ a "has ..."/"in ..." relation (values: "what genre does X have"). Other relation
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from kgqa.retrieval.paths import relation_words
 from kgqa.types import Step
@@ -63,6 +64,7 @@ def agent_noun(words: str) -> str | None:
     return " ".join(head + [noun])
 
 
+@lru_cache(maxsize=65_536)
 def answer_kind(step: Step) -> str | None:
     """What a walk ending on `step` reaches, as English asks for it: "who" for the doers of a "<participle>
     by" or "<participle> <plural noun>" relation walked forwards (the director, the actors), "what" for the

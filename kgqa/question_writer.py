@@ -154,7 +154,8 @@ SIBLING_SHARE = 0.75
 def sibling_phrase(step: Step, inner: str, rng: random.Random) -> str:
     """A noun phrase for `step` followed by its own reverse, walked from `inner`: by English grammar when the
     relation is a participle with "by" ("the ones directed by the same one as X", "who else directed what
-    X directed"), else from SAME_OBJECT or SAME_SUBJECT."""
+    X directed") or a participle with its doers ("the ones that share actors with X"), else from SAME_OBJECT
+    or SAME_SUBJECT."""
     text = relation_words(step.relation)
     forms, did = by_forms(text), did_forms(text)
     if did is not None and rng.random() < 0.5:
@@ -294,6 +295,7 @@ def phrase_question(topic: str, path: Path, rng: random.Random, nouns: Sequence[
     """One question asking for the end of `path` walked from `topic`, and the span of the topic in it;
     `nouns`: the class nouns it may use (`class_nouns`)."""
     mention = topic if rng.random() < 0.7 else topic.lower()
+    kind = answer_kind(path[-1])
     if rng.random() < 0.25:
         shape = rng.choice(KEYWORDS)
         text = shape.format(e="\0", r=" ".join(_step_words(step) for step in path))
@@ -307,8 +309,8 @@ def phrase_question(topic: str, path: Path, rng: random.Random, nouns: Sequence[
         if rng.random() < VERB_SHARE:
             asked = sibling_question(last, phrase, rng) if paired else verb_question(last, phrase, rng)
         outer = sibling_phrase(last, phrase, rng) if paired else noun_phrase(last, phrase, rng)
-        text = asked or rng.choice(wrappers(answer_kind(path[-1]))).format(p=outer)
-    text = with_class_nouns(text, nouns, answer_kind(path[-1]), rng)
+        text = asked or rng.choice(wrappers(kind)).format(p=outer)
+    text = with_class_nouns(text, nouns, kind, rng)
     if rng.random() < 0.4:
         text = text.lower()
     start = text.index("\0")

@@ -121,10 +121,11 @@ def drop_idle_detours(graph: GraphStore, groups: list[list[Group]]) -> list[list
     """The groups less those whose path is a detour (`kgqa.types.shortcut`) reaching just what its shortcut
     reaches from the same topic: "the directors of the films by X's director" is X's director again, and
     the question that walk seems to fit asks for the films."""
-    detours = [g for row in groups for g in row if shortcut(g.path) is not None]
     by_path: dict[Path, list[Group]] = defaultdict(list)
-    for group in detours:
-        by_path[shortcut(group.path)].append(group)
+    for group in (g for row in groups for g in row):
+        shorter = shortcut(group.path)
+        if shorter is not None:
+            by_path[shorter].append(group)
     idle: set[int] = set()
     for path, members in by_path.items():
         for group, expansion in zip(members, graph.expand_many([g.topic for g in members], path)):
